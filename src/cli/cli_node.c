@@ -1,0 +1,155 @@
+/*
+ * conveyor node: runs one orchestrator node until SIGINT or SIGTERM. The
+ * signals are blocked in every thread and taken by one waiting thread, so
+ * nats.c's threads never run a handler and stopping is an ordinary call.
+ */
+#include <nats/nats.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/text.h"
+#include "node/node.h"
+
+static const char usage[] =
+    "conveyor node [--nats URL] [--rules DIR] [--name NAME] [--state memory]\n"
+    "                     [--workers N] [--prefix orch] [--log-level debug|info|warn|error]";
+
+typedef struct signal_waiter {
+    sigset_t signals;
+    cv_node *node;
+} signal_waiter;
+
+static void *wait_for_signal(void *arg)
+{
+    signal_waiter *waiter = arg;
+    int received = 0;
+    sigwait(&waiter->signals, &received);
+    CV_INFO("signal received signal=%s", received == SIGINT ? "SIGINT" : "SIGTERM");
+    cv_node_stop(waiter->node);
+    return NULL;
+}
+
+static bool parse_workers(const char *text, int *out)
+{
+    char *end;
+    long n = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || n < 1 || n > 256)
+        return false;
+    *out = (int)n;
+    return true;
+}
+
+static bool read_config(cv_option *options, cv_node_config *config, char *default_name,
+                        size_t name_size)
+{
+    cv_error err;
+    config->nats_url = cv_options_get(options, "nats")->value;
+    config->rules_dir = cv_options_get(options, "rules")->value;
+    config->state = cv_options_get(options, "state")->value;
+    config->prefix = cv_options_get(options, "prefix")->value;
+    config->name = cv_options_get(options, "name")->value;
+    if (config->name == NULL) {
+        char host[128] = "node";
+        gethostname(host, sizeof host - 1);
+        snprintf(default_name, name_size, "%s-%d", host, (int)getpid());
+        config->name = default_name;
+    }
+    if (!cv_text_is_token(config->prefix) || !cv_text_is_token(config->name)) {
+        fprintf(stderr, "conveyor node: --prefix and --name must be made of [A-Za-z0-9_-]\n");
+        return false;
+    }
+    const char *workers = cv_options_get(options, "workers")->value;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    config->workers = cpus > 0 ? (int)cpus : 2;
+    if (workers != NULL && !parse_workers(workers, &config->workers)) {
+        fprintf(stderr, "conveyor node: --workers must be a whole number from 1 to 256, got '%s'\n",
+                workers);
+        return false;
+    }
+    if (cv_text_parse_size(cv_options_get(options, "max-body")->value, &config->max_body, &err) !=
+        CV_OK) {
+        fprintf(stderr, "conveyor node: --max-body: %s\n", err.text);
+        return false;
+    }
+    const char *level = cv_options_get(options, "log-level")->value;
+    if (!cv_log_parse_level(level, &cv_log_threshold)) {
+        fprintf(stderr, "conveyor node: --log-level must be debug, info, warn or error, got '%s'\n",
+                level);
+        return false;
+    }
+    config->keep_finished = 100000;
+    return true;
+}
+
+static int serve(const cv_node_config *config)
+{
+    signal_waiter waiter;
+    sigemptyset(&waiter.signals);
+    sigaddset(&waiter.signals, SIGINT);
+    sigaddset(&waiter.signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &waiter.signals, NULL);
+
+    cv_error err;
+    cv_node *node = NULL;
+    if (cv_node_create(&node, config, &err) != CV_OK) {
+        CV_ERROR("node not started error=\"%s\"", err.text);
+        nats_Close();
+        return CV_EXIT_FAILED;
+    }
+    waiter.node = node;
+    pthread_t thread;
+    pthread_create(&thread, NULL, wait_for_signal, &waiter);
+
+    int code = CV_EXIT_OK;
+    if (cv_node_run(node, &err) != CV_OK) {
+        CV_ERROR("node failed error=\"%s\"", err.text);
+        code = CV_EXIT_FAILED;
+        pthread_kill(thread, SIGTERM);
+    }
+    pthread_join(thread, NULL);
+    cv_node_destroy(node);
+    nats_Close();
+    return code;
+}
+
+int cv_cli_node(int argc, char **argv)
+{
+    cv_option options[] = {
+        {"nats", CV_OPTION_VALUE, "URL", "NATS server URL", "nats://127.0.0.1:4222", NULL, false},
+        {"rules", CV_OPTION_VALUE, "DIR", "folder of .lua rules, searched recursively", "rules",
+         NULL, false},
+        {"name", CV_OPTION_VALUE, "NAME", "node name in logs and events (default: HOST-PID)",
+         NULL, NULL, false},
+        {"state", CV_OPTION_VALUE, "STORE", "where instance state lives: memory", "memory", NULL,
+         false},
+        {"workers", CV_OPTION_VALUE, "N", "worker threads (default: one per CPU)", NULL, NULL,
+         false},
+        {"prefix", CV_OPTION_VALUE, "PREFIX", "first token of every subject", "orch", NULL,
+         false},
+        {"max-body", CV_OPTION_VALUE, "BYTES", "largest request or reply body", "1MiB", NULL,
+         false},
+        {"log-level", CV_OPTION_VALUE, "LEVEL", "debug, info, warn or error", "info", NULL,
+         false},
+        {NULL, 0, NULL, NULL, NULL, NULL, false},
+    };
+    const char *positional[1];
+    int count;
+    bool help;
+    if (!cv_options_parse(argc, argv, options, positional, 0, &count, &help, usage))
+        return help ? CV_EXIT_OK : CV_EXIT_USAGE;
+
+    cv_node_config config = {0};
+    char default_name[160];
+    if (!read_config(options, &config, default_name, sizeof default_name))
+        return CV_EXIT_USAGE;
+    cv_log_set_node(config.name);
+    return serve(&config);
+}

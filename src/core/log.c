@@ -1,0 +1,58 @@
+/*
+ * The log sink: standard error, one line per call, UTC timestamps with
+ * milliseconds so lines from several nodes sort together.
+ */
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+
+cv_log_level cv_log_threshold = CV_LOG_INFO;
+
+static char node_name[128];
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+bool cv_log_parse_level(const char *text, cv_log_level *out)
+{
+    for (int i = 0; i <= CV_LOG_ERROR; i++) {
+        if (strcmp(text, level_names[i]) == 0) {
+            *out = (cv_log_level)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+void cv_log_set_node(const char *node)
+{
+    snprintf(node_name, sizeof node_name, "%s", node ? node : "");
+}
+
+void cv_log_write(cv_log_level level, const char *fmt, ...)
+{
+    char line[4096];
+    char stamp[40];
+    cv_clock_format_rfc3339(cv_clock_wall_ms(), stamp, sizeof stamp);
+
+    int n = snprintf(line, sizeof line, "%s level=%s ", stamp, level_names[level]);
+    if (node_name[0] != '\0' && n < (int)sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, "node=%s ", node_name);
+
+    va_list ap;
+    va_start(ap, fmt);
+    if (n < (int)sizeof line)
+        n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+
+    if (n >= (int)sizeof line - 1)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
+    (void)ignored;
+}

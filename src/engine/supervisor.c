@@ -1,0 +1,297 @@
+/*
+ * How an instance moves. Each entry point (start, apply) ends with two
+ * sweeps: waiting joins whose branches are all done are released, and an
+ * instance with nothing in flight and nothing waiting completes.
+ *
+ * A join step ("join = all") waits until every step of its `prev` that this
+ * instance has started is no longer in flight, then runs once; the branches
+ * arriving meanwhile merge into the waiting entry.
+ */
+#include "engine/supervisor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "engine/decide.h"
+
+static const char *transport_names[] = {"nats", "http", "queue", "lua"};
+
+json_t *cv_supervisor_event_base(const cv_instance *instance)
+{
+    char at[40];
+    cv_clock_format_rfc3339(cv_clock_wall_ms(), at, sizeof at);
+    return json_pack("{s:s, s:s, s:s}", "instance", instance->id, "process",
+                     instance->process->name, "at", at);
+}
+
+json_t *cv_supervisor_output_form(const json_t *reply)
+{
+    if (reply == NULL)
+        return json_object();
+    if (json_is_object(reply))
+        return json_incref((json_t *)reply);
+    return json_pack("{s:O}", "value", (json_t *)reply);
+}
+
+static json_t *step_event(const cv_instance *instance, int step, int attempt)
+{
+    json_t *body = cv_supervisor_event_base(instance);
+    json_object_set_new(body, "step", json_string(instance->process->steps[step].id));
+    json_object_set_new(body, "attempt", json_integer(attempt));
+    return body;
+}
+
+static void fail_instance(cv_instance *instance, cv_effects *effects, const char *reason)
+{
+    instance->status = CV_INSTANCE_FAILED;
+    free(instance->error);
+    instance->error = strdup(reason);
+    instance->active_count = 0;
+    instance->waiting_count = 0;
+
+    json_t *body = cv_supervisor_event_base(instance);
+    json_object_set_new(body, "error", json_string(reason));
+    json_object_set(body, "steps", instance->trail);
+    json_object_set(body, "data", instance->data);
+    cv_effects_add_event(effects, "instance.failed", body);
+}
+
+static cv_status dispatch_step(cv_instance *instance, int step, int attempt, cv_effects *effects)
+{
+    const cv_process *process = instance->process;
+    const cv_step *s = &process->steps[step];
+
+    if (attempt == 1 && ++instance->visits[step] > process->max_visits) {
+        char reason[CV_ERROR_TEXT_MAX];
+        snprintf(reason, sizeof reason,
+                 "step \"%s\" was visited more than %d times (max_visits of process \"%s\")",
+                 s->id, process->max_visits, process->name);
+        fail_instance(instance, effects, reason);
+        return CV_OK;
+    }
+
+    cv_attempt *a = cv_instance_add_attempt(instance, step, attempt);
+    if (a == NULL || cv_effects_add_dispatch(effects, a) != CV_OK)
+        return CV_ERR_NOMEM;
+
+    json_t *body = step_event(instance, step, attempt);
+    json_object_set_new(body, "subsystem", json_string(s->subsystem));
+    json_object_set_new(body, "transport", json_string(transport_names[s->transport]));
+    return cv_effects_add_event(effects, "step.dispatched", body);
+}
+
+static bool is_waiting(const cv_instance *instance, int step)
+{
+    for (size_t i = 0; i < instance->waiting_count; i++) {
+        if (instance->waiting[i] == step)
+            return true;
+    }
+    return false;
+}
+
+static bool join_ready(const cv_instance *instance, const cv_step *s)
+{
+    for (size_t i = 0; i < s->prev.count; i++) {
+        int p = s->prev.steps[i];
+        if (instance->visits[p] > 0 && cv_instance_step_active(instance, p))
+            return false;
+    }
+    return true;
+}
+
+static cv_status enter_step(cv_instance *instance, int step, cv_effects *effects)
+{
+    if (instance->status != CV_INSTANCE_RUNNING)
+        return CV_OK;
+    const cv_step *s = &instance->process->steps[step];
+    if (s->join == CV_JOIN_ALL) {
+        if (is_waiting(instance, step))
+            return CV_OK; /* this branch merges into the one already waiting */
+        if (!join_ready(instance, s)) {
+            instance->waiting[instance->waiting_count++] = step;
+            return CV_OK;
+        }
+    }
+    return dispatch_step(instance, step, 1, effects);
+}
+
+static cv_status enter_steps(cv_instance *instance, const int *steps, size_t count,
+                             cv_effects *effects)
+{
+    for (size_t i = 0; i < count; i++) {
+        cv_status st = enter_step(instance, steps[i], effects);
+        if (st != CV_OK)
+            return st;
+    }
+    return CV_OK;
+}
+
+static cv_status release_ready_joins(cv_instance *instance, cv_effects *effects)
+{
+    size_t i = 0;
+    while (instance->status == CV_INSTANCE_RUNNING && i < instance->waiting_count) {
+        int step = instance->waiting[i];
+        if (!join_ready(instance, &instance->process->steps[step])) {
+            i++;
+            continue;
+        }
+        instance->waiting_count--;
+        memmove(&instance->waiting[i], &instance->waiting[i + 1],
+                (instance->waiting_count - i) * sizeof *instance->waiting);
+        cv_status st = dispatch_step(instance, step, 1, effects);
+        if (st != CV_OK)
+            return st;
+        i = 0; /* the new attempt may hold back a join already passed over */
+    }
+    return CV_OK;
+}
+
+static void complete_if_done(cv_instance *instance, cv_effects *effects)
+{
+    if (instance->status != CV_INSTANCE_RUNNING || instance->active_count > 0 ||
+        instance->waiting_count > 0)
+        return;
+    instance->status = CV_INSTANCE_COMPLETED;
+    json_t *body = cv_supervisor_event_base(instance);
+    json_object_set(body, "steps", instance->trail);
+    json_object_set(body, "data", instance->data);
+    cv_effects_add_event(effects, "instance.completed", body);
+}
+
+static cv_status finish_change(cv_instance *instance, cv_effects *effects)
+{
+    cv_status st = release_ready_joins(instance, effects);
+    if (st != CV_OK)
+        return st;
+    complete_if_done(instance, effects);
+    instance->updated_ms = cv_clock_wall_ms();
+    return CV_OK;
+}
+
+cv_status cv_supervisor_start(cv_instance *instance, cv_script *script, cv_effects *effects,
+                              cv_error *err)
+{
+    (void)script;
+    cv_status st = cv_effects_add_event(effects, "instance.started",
+                                        cv_supervisor_event_base(instance));
+    if (st == CV_OK)
+        st = enter_step(instance, instance->process->start, effects);
+    if (st == CV_OK)
+        st = finish_change(instance, effects);
+    if (st != CV_OK)
+        return cv_error_set(err, st, "out of memory starting instance %s", instance->id);
+    return CV_OK;
+}
+
+static cv_status ignore_result(cv_instance *instance, const cv_step_result *result,
+                               const char *reason, cv_effects *effects)
+{
+    json_t *body = cv_supervisor_event_base(instance);
+    json_object_set_new(body, "step", json_string(result->step));
+    json_object_set_new(body, "attempt", json_integer(result->attempt));
+    json_object_set_new(body, "reason", json_string(reason));
+    return cv_effects_add_event(effects, "reply.ignored", body);
+}
+
+/*
+ * A step's final failure: its error becomes its output, then on_error
+ * decides, or the instance fails.
+ *
+ * NOTE: every failure is final here because retries and timeouts are not
+ * built yet; they belong before this point, driven by the step's `retry`.
+ */
+static cv_status fail_step(cv_instance *instance, int step, int attempt, const char *error,
+                           bool permanent, cv_effects *effects)
+{
+    const cv_step *s = &instance->process->steps[step];
+    json_object_set_new(instance->data, s->id,
+                        json_pack("{s:s, s:i}", "error", error, "attempts", attempt));
+
+    json_t *body = step_event(instance, step, attempt);
+    json_object_set_new(body, "error", json_string(error));
+    json_object_set_new(body, "permanent", json_boolean(permanent));
+    if (s->has_on_error) {
+        cv_decision decision = {.by = CV_DECIDED_BY_NEXT, .count = s->on_error.count,
+                                .steps = s->on_error.steps};
+        json_t *explained = cv_decision_to_json(&decision, instance->process);
+        json_object_set_new(explained, "by", json_string("on_error"));
+        json_object_set_new(explained, "path", json_string("on_error"));
+        json_object_set_new(body, "decision", explained);
+    }
+    cv_status st = cv_effects_add_event(effects, "step.failed", body);
+    if (st != CV_OK)
+        return st;
+
+    if (s->has_on_error)
+        return enter_steps(instance, s->on_error.steps, s->on_error.count, effects);
+
+    char reason[CV_ERROR_TEXT_MAX];
+    snprintf(reason, sizeof reason, "step \"%s\" failed: %s", s->id, error);
+    fail_instance(instance, effects, reason);
+    return CV_OK;
+}
+
+static cv_status complete_step(cv_instance *instance, int step, int attempt,
+                               const json_t *reply, cv_script *script, cv_effects *effects)
+{
+    const cv_process *process = instance->process;
+    const cv_step *s = &process->steps[step];
+    json_t *output = cv_supervisor_output_form(reply);
+    if (output == NULL || json_object_set_new(instance->data, s->id, output) != 0)
+        return CV_ERR_NOMEM;
+
+    cv_decision decision;
+    cv_error rule_err;
+    if (cv_decide(&decision, process, s, instance->data, script, &rule_err) != CV_OK) {
+        char error[CV_ERROR_TEXT_MAX + 16];
+        snprintf(error, sizeof error, "rule failed: %s", rule_err.text);
+        return fail_step(instance, step, attempt, error, true, effects);
+    }
+
+    json_array_append_new(instance->trail, json_string(s->id));
+    json_t *body = step_event(instance, step, attempt);
+    json_object_set(body, "output", output);
+    json_object_set_new(body, "decision", cv_decision_to_json(&decision, process));
+    cv_status st = cv_effects_add_event(effects, "step.completed", body);
+    if (st == CV_OK)
+        st = enter_steps(instance, decision.steps, decision.count, effects);
+    cv_decision_free(&decision);
+    return st;
+}
+
+cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *result,
+                              cv_script *script, cv_effects *effects, cv_error *err)
+{
+    cv_status st;
+    int step = -1;
+    for (size_t i = 0; i < instance->process->step_count; i++) {
+        if (strcmp(instance->process->steps[i].id, result->step) == 0)
+            step = (int)i;
+    }
+
+    int index = step < 0 ? -1
+                         : cv_instance_find_attempt(instance, step, result->attempt,
+                                                    result->token);
+    if (instance->status != CV_INSTANCE_RUNNING)
+        st = ignore_result(instance, result, "instance is no longer running", effects);
+    else if (step < 0)
+        st = ignore_result(instance, result, "the process has no such step", effects);
+    else if (index < 0)
+        st = ignore_result(instance, result, "not an attempt in flight (late or duplicate reply)",
+                           effects);
+    else {
+        cv_instance_remove_attempt(instance, (size_t)index);
+        if (result->error != NULL)
+            st = fail_step(instance, step, result->attempt, result->error, result->permanent,
+                           effects);
+        else
+            st = complete_step(instance, step, result->attempt, result->output, script, effects);
+        if (st == CV_OK)
+            st = finish_change(instance, effects);
+    }
+    if (st != CV_OK)
+        return cv_error_set(err, st, "out of memory applying a reply to instance %s",
+                            instance->id);
+    return CV_OK;
+}

@@ -1,0 +1,49 @@
+/*
+ * The instance life cycle: start an instance, apply a step's result, choose
+ * the next steps, and finish. Functions here change only the instance and
+ * collect effects (dispatches and events); they never talk to NATS, so the
+ * same code runs on every node and can be applied again after a store
+ * conflict.
+ */
+#ifndef CV_ENGINE_SUPERVISOR_H
+#define CV_ENGINE_SUPERVISOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "engine/effects.h"
+#include "engine/instance.h"
+#include "engine/script.h"
+
+/* The outcome of one attempt, as a module or a timer reported it. */
+typedef struct cv_step_result {
+    const char *step;  /* step id, from the reply subject */
+    int attempt;
+    const char *token;
+    const json_t *output; /* borrowed reply value; NULL for an empty body; unused on error */
+    const char *error;    /* NULL when the attempt succeeded */
+    bool permanent;       /* with error: do not retry */
+} cv_step_result;
+
+/* Records instance.started and dispatches the start step. */
+cv_status cv_supervisor_start(cv_instance *instance, cv_script *script, cv_effects *effects,
+                              cv_error *err);
+
+/*
+ * Applies result to instance. A result for an attempt that is not in flight
+ * (stale, duplicate, unknown step, finished instance) changes nothing but a
+ * reply.ignored event. Fails only when memory runs out.
+ */
+cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *result,
+                              cv_script *script, cv_effects *effects, cv_error *err);
+
+/*
+ * Returns the stored form of a reply as a new reference: an object as it is,
+ * any other value v as {"value": v}, and NULL (an empty body) as {}.
+ */
+json_t *cv_supervisor_output_form(const json_t *reply);
+
+/* Builds {"instance", "process", "at"}: the fields every event carries. */
+json_t *cv_supervisor_event_base(const cv_instance *instance);
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * Requests: <prefix>.request.<process> with a JSON object body. Every
+ * request is answered when it has a reply subject, and logged when it is
+ * rejected, so bad input is never dropped silently.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/text.h"
+#include "node/node_internal.h"
+#include "node/subjects.h"
+
+void cv_intake_instance_id(natsMsg *msg, char *out)
+{
+    const char *requested = NULL;
+    if (natsMsgHeader_Get(msg, "Orch-Request-Id", &requested) != NATS_OK || requested == NULL) {
+        cv_text_random_token(out, CV_TOKEN_LEN);
+        return;
+    }
+    if (strlen(requested) > CV_INSTANCE_ID_MAX || !cv_text_is_token(requested)) {
+        out[0] = '\0';
+        return;
+    }
+    strcpy(out, requested);
+}
+
+static void answer(cv_node *node, natsMsg *msg, json_t *body)
+{
+    const char *reply = natsMsg_GetReply(msg);
+    if (reply == NULL || reply[0] == '\0') {
+        json_decref(body);
+        return;
+    }
+    char *text = cv_json_dump(body);
+    json_decref(body);
+    if (text == NULL)
+        return;
+    natsStatus s = natsConnection_PublishString(node->nc, reply, text);
+    if (s != NATS_OK)
+        CV_WARN("request answer not sent subject=%s error=\"%s\"", reply, natsStatus_GetText(s));
+    free(text);
+}
+
+static void reject(cv_node *node, natsMsg *msg, const char *reason)
+{
+    CV_WARN("request rejected subject=%s reason=\"%s\"", natsMsg_GetSubject(msg), reason);
+    answer(node, msg, json_pack("{s:s}", "error", reason));
+}
+
+static void known_processes(const cv_rules *rules, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cv_rules_process_count(rules) && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "",
+                              cv_rules_process_at(rules, i)->name);
+}
+
+/* Checks the request; returns its body as a new object, or NULL after rejecting it. */
+static json_t *accept_body(cv_worker *worker, natsMsg *msg, const cv_process **process)
+{
+    cv_node *node = worker->node;
+    char reason[CV_ERROR_TEXT_MAX + 64];
+    const char *name = cv_subject_request_process(node->config.prefix, natsMsg_GetSubject(msg));
+    if (name == NULL) {
+        snprintf(reason, sizeof reason, "invalid request subject \"%s\": expected %s.request.<process>",
+                 natsMsg_GetSubject(msg), node->config.prefix);
+        reject(node, msg, reason);
+        return NULL;
+    }
+    *process = cv_rules_find_process(worker->rules, name);
+    if (*process == NULL) {
+        char known[256];
+        known_processes(worker->rules, known, sizeof known);
+        snprintf(reason, sizeof reason, "unknown process \"%s\" (known: %s)", name, known);
+        reject(node, msg, reason);
+        return NULL;
+    }
+
+    cv_json_limits limits = {.max_bytes = node->config.max_body};
+    cv_error err;
+    json_t *body = NULL;
+    if (cv_json_parse(&body, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &limits,
+                      &err) != CV_OK) {
+        snprintf(reason, sizeof reason, "request body rejected: %s", err.text);
+        reject(node, msg, reason);
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        snprintf(reason, sizeof reason, "request body must be a JSON object, got %s",
+                 cv_json_type_name(body));
+        json_decref(body);
+        reject(node, msg, reason);
+        return NULL;
+    }
+    return body;
+}
+
+static void answer_duplicate(cv_worker *worker, natsMsg *msg, const char *id,
+                             const cv_process *process)
+{
+    cv_store *store = worker->node->store;
+    cv_instance *existing = NULL;
+    const char *status = "running";
+    if (store->ops->acquire(store, id, worker->rules, &existing, NULL) == CV_OK) {
+        status = cv_instance_status_name(existing->status);
+        store->ops->release(store, existing);
+    }
+    CV_INFO("request repeated instance=%s process=%s status=%s", id, process->name, status);
+    answer(worker->node, msg,
+           json_pack("{s:s, s:s, s:b, s:s}", "instance", id, "process", process->name,
+                     "duplicate", 1, "status", status));
+}
+
+void cv_intake_handle(cv_worker *worker, cv_work *item)
+{
+    cv_node *node = worker->node;
+    natsMsg *msg = item->msg;
+    if (item->instance[0] == '\0') {
+        char reason[160];
+        snprintf(reason, sizeof reason,
+                 "invalid Orch-Request-Id header: expected 1 to %d characters of [A-Za-z0-9_-]",
+                 CV_INSTANCE_ID_MAX);
+        reject(node, msg, reason);
+        return;
+    }
+    const cv_process *process = NULL;
+    json_t *body = accept_body(worker, msg, &process);
+    if (body == NULL)
+        return;
+
+    cv_error err;
+    cv_instance *instance = cv_instance_create(item->instance, process, body);
+    if (instance == NULL) {
+        reject(node, msg, "out of memory");
+        return;
+    }
+    cv_effects_reset(&worker->effects);
+    cv_status st = cv_supervisor_start(instance, cv_rules_script(worker->rules),
+                                       &worker->effects, &err);
+    if (st == CV_OK)
+        st = node->store->ops->create(node->store, instance, &err);
+    if (st == CV_ERR_EXISTS) {
+        cv_instance_destroy(instance);
+        cv_effects_reset(&worker->effects);
+        answer_duplicate(worker, msg, item->instance, process);
+        return;
+    }
+    if (st != CV_OK) {
+        CV_ERROR("instance not started instance=%s process=%s error=\"%s\"", item->instance,
+                 process->name, err.text);
+        cv_instance_destroy(instance);
+        cv_effects_reset(&worker->effects);
+        reject(node, msg, err.text);
+        return;
+    }
+
+    CV_DEBUG("instance started instance=%s process=%s", instance->id, process->name);
+    answer(node, msg, json_pack("{s:s, s:s}", "instance", instance->id, "process", process->name));
+    cv_worker_run_effects(worker, instance);
+    node->store->ops->release(node->store, instance);
+}

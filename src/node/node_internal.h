@@ -1,0 +1,92 @@
+/*
+ * The node's parts as its own files see them: the node, its workers, and
+ * the functions each file provides to the others. Not for use outside
+ * src/node.
+ */
+#ifndef CV_NODE_NODE_INTERNAL_H
+#define CV_NODE_NODE_INTERNAL_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine/effects.h"
+#include "engine/instance.h"
+#include "engine/supervisor.h"
+#include "node/node.h"
+#include "node/work_queue.h"
+#include "rules/rules.h"
+#include "store/store.h"
+
+typedef struct cv_worker cv_worker;
+
+struct cv_node {
+    cv_node_config config;
+    natsConnection *nc;
+    cv_store *store;
+    size_t worker_count;
+    cv_worker **workers;
+    natsSubscription *request_sub;
+    natsSubscription *reply_sub;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    bool stop_requested;
+};
+
+struct cv_worker {
+    cv_node *node;
+    int index;
+    pthread_t thread;
+    bool started;
+    cv_rules *rules;
+    cv_effects effects;
+    cv_work_queue queue;
+};
+
+/* worker.c */
+cv_status cv_worker_create(cv_worker **out, cv_node *node, int index, cv_error *err);
+cv_status cv_worker_start(cv_worker *worker, cv_error *err);
+/* Queues a stop after everything queued so far, then joins the thread. */
+void cv_worker_stop(cv_worker *worker);
+void cv_worker_destroy(cv_worker *worker);
+/* Routes item to the worker that owns its instance. */
+void cv_node_route_work(cv_node *node, cv_work *item);
+/*
+ * Applies result to instance id with compare-and-set retries, then runs the
+ * effects. Records an unknown instance as an ignored reply.
+ */
+void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result);
+/* Stores, publishes and dispatches what the supervisor decided for instance. */
+void cv_worker_run_effects(cv_worker *worker, cv_instance *instance);
+
+/* intake.c: a request message; answers it and starts an instance. */
+void cv_intake_handle(cv_worker *worker, cv_work *item);
+/* intake.c: the instance id a request asks for, or a new one; "" when the header is invalid. */
+void cv_intake_instance_id(natsMsg *msg, char *out);
+
+/* replies.c: a reply message from a module. */
+void cv_replies_handle(cv_worker *worker, cv_work *item);
+
+/* events.c: publishes one event; takes nothing, borrows body. */
+void cv_events_publish(cv_node *node, const cv_instance *instance, const char *kind,
+                       json_t *body);
+
+/* dispatch.c: sends one dispatch order through the step's transport. */
+void cv_dispatch_send(cv_worker *worker, cv_instance *instance, const cv_dispatch_order *order);
+/* Queues a result for an attempt that ended inside the node. Takes output. */
+void cv_dispatch_local_result(cv_worker *worker, const cv_instance *instance,
+                              const cv_dispatch_order *order, json_t *output, const char *error,
+                              bool permanent);
+
+/* transport_nats.c */
+cv_status cv_transport_nats_send(cv_worker *worker, const cv_instance *instance,
+                                 const cv_dispatch_order *order, cv_error *err);
+/* transport_lua.c: runs the Lua module and queues its result. */
+void cv_transport_lua_run(cv_worker *worker, const cv_instance *instance,
+                          const cv_dispatch_order *order);
+
+/* The step body every transport sends: {"instance", "process", "step", "attempt", "params", "data"}. */
+json_t *cv_dispatch_body(const cv_instance *instance, const cv_dispatch_order *order,
+                         cv_error *err);
+
+#endif

@@ -1,0 +1,64 @@
+#include "node/work_queue.h"
+
+#include <stdlib.h>
+
+void cv_work_queue_init(cv_work_queue *queue)
+{
+    pthread_mutex_init(&queue->lock, NULL);
+    pthread_cond_init(&queue->ready, NULL);
+    queue->head = NULL;
+    queue->tail = NULL;
+    queue->length = 0;
+}
+
+void cv_work_queue_destroy(cv_work_queue *queue)
+{
+    cv_work *item = queue->head;
+    while (item != NULL) {
+        cv_work *next = item->next;
+        cv_work_free(item);
+        item = next;
+    }
+    pthread_cond_destroy(&queue->ready);
+    pthread_mutex_destroy(&queue->lock);
+}
+
+void cv_work_queue_push(cv_work_queue *queue, cv_work *item)
+{
+    item->next = NULL;
+    pthread_mutex_lock(&queue->lock);
+    if (queue->tail != NULL)
+        queue->tail->next = item;
+    else
+        queue->head = item;
+    queue->tail = item;
+    queue->length++;
+    pthread_cond_signal(&queue->ready);
+    pthread_mutex_unlock(&queue->lock);
+}
+
+cv_work *cv_work_queue_pop(cv_work_queue *queue)
+{
+    pthread_mutex_lock(&queue->lock);
+    while (queue->head == NULL)
+        pthread_cond_wait(&queue->ready, &queue->lock);
+    cv_work *item = queue->head;
+    queue->head = item->next;
+    if (queue->head == NULL)
+        queue->tail = NULL;
+    queue->length--;
+    pthread_mutex_unlock(&queue->lock);
+    item->next = NULL;
+    return item;
+}
+
+void cv_work_free(cv_work *item)
+{
+    if (item == NULL)
+        return;
+    natsMsg_Destroy(item->msg);
+    free(item->step);
+    json_decref(item->output);
+    free(item->error);
+    free(item);
+}

@@ -1,0 +1,55 @@
+/*
+ * A worker's inbox: an unbounded FIFO of work items filled by NATS
+ * callback threads and by the worker itself, drained by one worker thread.
+ */
+#ifndef CV_NODE_WORK_QUEUE_H
+#define CV_NODE_WORK_QUEUE_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "engine/instance.h"
+
+typedef enum cv_work_kind {
+    CV_WORK_REQUEST,      /* a message on <prefix>.request.<process> */
+    CV_WORK_REPLY,        /* a message on <prefix>.reply.... */
+    CV_WORK_LOCAL_RESULT, /* a step finished inside the node (Lua module, failed dispatch) */
+    CV_WORK_STOP,         /* the worker exits after this item */
+} cv_work_kind;
+
+typedef struct cv_work {
+    cv_work_kind kind;
+    struct cv_work *next;
+    natsMsg *msg; /* owned; REQUEST and REPLY */
+    char instance[CV_INSTANCE_ID_MAX + 1];
+    /* LOCAL_RESULT: */
+    char *step;
+    int attempt;
+    char token[CV_TOKEN_LEN + 1];
+    json_t *output; /* owned; NULL on error */
+    char *error;    /* owned; NULL on success */
+    bool permanent;
+} cv_work;
+
+typedef struct cv_work_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    cv_work *head;
+    cv_work *tail;
+    size_t length;
+} cv_work_queue;
+
+void cv_work_queue_init(cv_work_queue *queue);
+void cv_work_queue_destroy(cv_work_queue *queue);
+
+/* Takes item. */
+void cv_work_queue_push(cv_work_queue *queue, cv_work *item);
+
+/* Blocks until an item is there and returns it; the caller owns it. */
+cv_work *cv_work_queue_pop(cv_work_queue *queue);
+
+/* Frees an item and what it owns. */
+void cv_work_free(cv_work *item);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * Worker threads. Every message of one instance goes to the same worker
+ * (chosen by a hash of the instance id), so a node never races with itself
+ * over an instance, and each worker's Lua state is used by one thread only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "node/node_internal.h"
+
+/* Attempts at a compare-and-set before an instance change is given up. */
+#define CV_COMMIT_ATTEMPTS 16
+
+static uint32_t hash_text(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+void cv_node_route_work(cv_node *node, cv_work *item)
+{
+    size_t index = hash_text(item->instance) % node->worker_count;
+    cv_work_queue_push(&node->workers[index]->queue, item);
+}
+
+void cv_worker_run_effects(cv_worker *worker, cv_instance *instance)
+{
+    cv_effects *effects = &worker->effects;
+    for (size_t i = 0; i < effects->event_count; i++) {
+        json_t *body = effects->events[i].body;
+        if (strcmp(effects->events[i].kind, "reply.ignored") == 0)
+            CV_INFO("reply ignored instance=%s step=%s attempt=%lld reason=\"%s\"",
+                    instance->id, json_string_value(json_object_get(body, "step")),
+                    (long long)json_integer_value(json_object_get(body, "attempt")),
+                    json_string_value(json_object_get(body, "reason")));
+        cv_events_publish(worker->node, instance, effects->events[i].kind, body);
+    }
+    for (size_t i = 0; i < effects->dispatch_count; i++)
+        cv_dispatch_send(worker, instance, &effects->dispatches[i]);
+    cv_effects_reset(effects);
+}
+
+void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result)
+{
+    cv_store *store = worker->node->store;
+    cv_error err;
+
+    for (int attempt = 0; attempt < CV_COMMIT_ATTEMPTS; attempt++) {
+        cv_instance *instance = NULL;
+        cv_status st = store->ops->acquire(store, id, worker->rules, &instance, &err);
+        if (st == CV_ERR_NOT_FOUND) {
+            CV_INFO("reply ignored instance=%s step=%s attempt=%d reason=\"unknown instance\"",
+                    id, result->step, result->attempt);
+            return;
+        }
+        if (st != CV_OK) {
+            CV_ERROR("instance load failed instance=%s step=%s error=\"%s\"", id, result->step,
+                     err.text);
+            return;
+        }
+
+        cv_effects_reset(&worker->effects);
+        st = cv_supervisor_apply(instance, result, cv_rules_script(worker->rules),
+                                 &worker->effects, &err);
+        if (st == CV_OK)
+            st = store->ops->commit(store, instance, &err);
+        if (st == CV_OK)
+            cv_worker_run_effects(worker, instance);
+        store->ops->release(store, instance);
+        if (st != CV_ERR_CONFLICT) {
+            if (st != CV_OK)
+                CV_ERROR("reply not applied instance=%s step=%s error=\"%s\"", id, result->step,
+                         err.text);
+            return;
+        }
+        CV_DEBUG("store conflict, applying again instance=%s step=%s", id, result->step);
+    }
+    CV_ERROR("reply not applied after %d store conflicts instance=%s step=%s",
+             CV_COMMIT_ATTEMPTS, id, result->step);
+}
+
+static void handle_local_result(cv_worker *worker, cv_work *item)
+{
+    cv_step_result result = {
+        .step = item->step,
+        .attempt = item->attempt,
+        .token = item->token,
+        .output = item->output,
+        .error = item->error,
+        .permanent = item->permanent,
+    };
+    cv_worker_apply_result(worker, item->instance, &result);
+}
+
+static void *worker_main(void *arg)
+{
+    cv_worker *worker = arg;
+    for (;;) {
+        cv_work *item = cv_work_queue_pop(&worker->queue);
+        cv_work_kind kind = item->kind;
+        if (kind == CV_WORK_REQUEST)
+            cv_intake_handle(worker, item);
+        else if (kind == CV_WORK_REPLY)
+            cv_replies_handle(worker, item);
+        else if (kind == CV_WORK_LOCAL_RESULT)
+            handle_local_result(worker, item);
+        cv_work_free(item);
+        if (kind == CV_WORK_STOP)
+            break;
+    }
+    return NULL;
+}
+
+cv_status cv_worker_create(cv_worker **out, cv_node *node, int index, cv_error *err)
+{
+    cv_worker *worker = calloc(1, sizeof *worker);
+    if (worker == NULL)
+        return cv_error_set(err, CV_ERR_NOMEM, "out of memory creating worker %d", index);
+    worker->node = node;
+    worker->index = index;
+    cv_work_queue_init(&worker->queue);
+
+    cv_diag diag = {0};
+    cv_status st = cv_rules_load(&worker->rules, node->config.rules_dir, NULL, &diag, err);
+    if (st != CV_OK && diag.count > 0) {
+        for (size_t i = 0; i < diag.count; i++)
+            CV_ERROR("rules rejected fault=\"%s\"", diag.messages[i]);
+        cv_error_set(err, st, "%zu faults in rules folder %s", diag.count,
+                     node->config.rules_dir);
+    }
+    cv_diag_free(&diag);
+    if (st != CV_OK) {
+        cv_worker_destroy(worker);
+        return st;
+    }
+    *out = worker;
+    return CV_OK;
+}
+
+cv_status cv_worker_start(cv_worker *worker, cv_error *err)
+{
+    if (pthread_create(&worker->thread, NULL, worker_main, worker) != 0)
+        return cv_error_set(err, CV_ERR_NOMEM, "cannot start worker thread %d", worker->index);
+    worker->started = true;
+    return CV_OK;
+}
+
+void cv_worker_stop(cv_worker *worker)
+{
+    if (worker == NULL || !worker->started)
+        return;
+    cv_work *stop = calloc(1, sizeof *stop);
+    if (stop == NULL)
+        abort(); /* cannot stop the thread cleanly without it */
+    stop->kind = CV_WORK_STOP;
+    cv_work_queue_push(&worker->queue, stop);
+    pthread_join(worker->thread, NULL);
+    worker->started = false;
+}
+
+void cv_worker_destroy(cv_worker *worker)
+{
+    if (worker == NULL)
+        return;
+    cv_worker_stop(worker);
+    cv_work_queue_destroy(&worker->queue);
+    cv_effects_free(&worker->effects);
+    cv_rules_destroy(worker->rules);
+    free(worker);
+}

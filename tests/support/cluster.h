@@ -1,0 +1,78 @@
+/*
+ * Integration-test fixtures: a real nats-server with JetStream on a free
+ * loopback port and a temporary store, conveyor nodes as child processes,
+ * and a NATS client that records every event it sees.
+ */
+#ifndef CV_TEST_CLUSTER_H
+#define CV_TEST_CLUSTER_H
+
+#include <jansson.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "support/process.h"
+
+typedef struct cv_test_server {
+    cv_test_process process;
+    int port;
+    char url[64];
+    char *dir; /* temporary folder: store and logs */
+} cv_test_server;
+
+/* Starts nats-server -js on 127.0.0.1; fails the test when it does not come up in 10 s. */
+void cv_test_server_start(cv_test_server *server);
+void cv_test_server_stop(cv_test_server *server);
+
+typedef struct cv_test_node {
+    cv_test_process process;
+    char log_path[512];
+} cv_test_node;
+
+/*
+ * Starts `conveyor node` against server with rules_dir and extra arguments
+ * (NULL-terminated, may be NULL) and waits for "node ready".
+ */
+void cv_test_node_start(cv_test_node *node, const cv_test_server *server, const char *rules_dir,
+                        const char *name, char *const extra_args[]);
+/* Stops the node by its pid and checks it exited 0. */
+void cv_test_node_stop(cv_test_node *node);
+
+/* Connects a client with send-asap; fails the test on error. */
+natsConnection *cv_test_connect(const cv_test_server *server);
+
+/* Records every message on a subject (with wildcards) for later assertions. */
+typedef struct cv_test_recorder {
+    natsSubscription *sub;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    size_t count;
+    size_t capacity;
+    char **subjects;
+    json_t **bodies; /* NULL when a body was not JSON */
+} cv_test_recorder;
+
+void cv_test_recorder_start(cv_test_recorder *recorder, natsConnection *nc, const char *subject);
+void cv_test_recorder_stop(cv_test_recorder *recorder);
+
+/* Counts recorded messages whose subject ends with suffix and contains infix (either may be NULL). */
+size_t cv_test_recorder_count(cv_test_recorder *recorder, const char *infix, const char *suffix);
+
+/* Waits up to timeout_ms until cv_test_recorder_count reaches at least want. */
+bool cv_test_recorder_wait(cv_test_recorder *recorder, const char *infix, const char *suffix,
+                           size_t want, int timeout_ms);
+
+/* Returns a new reference to the body of the first message matching, or NULL. */
+json_t *cv_test_recorder_find(cv_test_recorder *recorder, const char *infix, const char *suffix);
+
+/*
+ * Sends a request to orch.request.<process> (optional Orch-Request-Id) and
+ * returns the node's answer as a new JSON value; fails the test on timeout.
+ */
+json_t *cv_test_request(natsConnection *nc, const char *process, const char *request_id,
+                        const char *body, int length);
+
+/* Path of a file in the source tree: CV_TEST_SOURCE_DIR/relative. */
+const char *cv_test_source_path(const char *relative);
+
+#endif
