@@ -2,7 +2,7 @@
 -- `operation "name" (function(v, arg) ... end)`.
 --
 -- These functions only record what a rules file declares, with the file and
--- line of each call; the loader (src/rules) checks and builds the records
+-- line of each call. The loader (src/rules) checks and builds the records
 -- after every file has run, so that one run reports every fault. Wrong types
 -- are recorded as they are, for the loader to report, rather than raised,
 -- which would stop the file at its first fault.

@@ -10,6 +10,7 @@ static const cv_cli_command commands[] = {
     {"check", "validate a rules folder", cv_cli_check},
     {"graph", "draw a process as Graphviz dot or Mermaid", cv_cli_graph},
     {"route", "show which steps follow a step for a given data document", cv_cli_route},
+    {"instances", "list stored instances, show one, or print its events", cv_cli_instances},
 };
 
 static void print_usage(FILE *out)

@@ -2,17 +2,18 @@
  * crm-module: a conveyor module that plays the part of a CRM, serving every
  * crm-* subsystem of rules/crm/deal-routing.lua over NATS.
  *
- * It uses only nats.c and jansson and the message contract of conveyor:
- * each subsystem is a queue subscription on <prefix>.dispatch.<subsystem>
- * (queue group "crm-module", so several copies share the work), a step
- * arrives with a reply subject, and the module replies with the step's
+ * It uses only nats.c, jansson and conveyor's message contract. Each
+ * subsystem is a queue subscription on <prefix>.dispatch.<subsystem>, in the
+ * queue group "crm-module" so that several copies share the work. A step
+ * arrives with a reply subject. The module replies there with the step's
  * output as the body, or with an empty body and the header
- * Orch-Error: <message> (plus Orch-Retry: false when retrying cannot help).
+ * Orch-Error: <message>, plus Orch-Retry: false when retrying cannot help.
  *
  * The main thread only sets things up and then waits for SIGINT or SIGTERM.
  * It blocks both signals before nats.c starts its threads, so sigwait here
- * is the only place they arrive. On a signal it drains the connection:
- * steps already received are finished and answered before it closes.
+ * is the only place they arrive. On a signal it drains the connection, so
+ * steps already received are handled and replied to before it closes
+ * (for at most DRAIN_TIMEOUT_MS).
  */
 #include <getopt.h>
 #include <nats/nats.h>

@@ -19,7 +19,7 @@
 #include "node/node.h"
 
 static const char usage[] =
-    "conveyor node [--nats URL] [--rules DIR] [--name NAME] [--state memory]\n"
+    "conveyor node [--nats URL] [--rules DIR] [--name NAME] [--state kv|memory]\n"
     "                     [--workers N] [--prefix orch] [--log-level debug|info|warn|error]";
 
 typedef struct signal_waiter {
@@ -37,13 +37,36 @@ static void *wait_for_signal(void *arg)
     return NULL;
 }
 
-static bool parse_workers(const char *text, int *out)
+static bool parse_whole(const char *text, long low, long high, int *out)
 {
     char *end;
     long n = strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || n < 1 || n > 256)
+    if (*text == '\0' || *end != '\0' || n < low || n > high)
         return false;
     *out = (int)n;
+    return true;
+}
+
+static bool read_durable_config(cv_option *options, cv_node_config *config)
+{
+    cv_error err;
+    const char *storage = cv_options_get(options, "storage")->value;
+    if (strcmp(storage, "file") != 0 && strcmp(storage, "memory") != 0) {
+        fprintf(stderr, "conveyor node: --storage must be file or memory, got '%s'\n", storage);
+        return false;
+    }
+    config->memory_storage = strcmp(storage, "memory") == 0;
+    const char *replicas = cv_options_get(options, "replicas")->value;
+    if (!parse_whole(replicas, 1, 5, &config->replicas)) {
+        fprintf(stderr, "conveyor node: --replicas must be a whole number from 1 to 5, got '%s'\n",
+                replicas);
+        return false;
+    }
+    if (cv_text_parse_duration(cv_options_get(options, "ack-wait")->value, &config->ack_wait_ms,
+                               &err) != CV_OK || config->ack_wait_ms < 1000) {
+        fprintf(stderr, "conveyor node: --ack-wait must be a duration of at least 1s\n");
+        return false;
+    }
     return true;
 }
 
@@ -69,7 +92,7 @@ static bool read_config(cv_option *options, cv_node_config *config, char *defaul
     const char *workers = cv_options_get(options, "workers")->value;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     config->workers = cpus > 0 ? (int)cpus : 2;
-    if (workers != NULL && !parse_workers(workers, &config->workers)) {
+    if (workers != NULL && !parse_whole(workers, 1, 256, &config->workers)) {
         fprintf(stderr, "conveyor node: --workers must be a whole number from 1 to 256, got '%s'\n",
                 workers);
         return false;
@@ -86,7 +109,7 @@ static bool read_config(cv_option *options, cv_node_config *config, char *defaul
         return false;
     }
     config->keep_finished = 100000;
-    return true;
+    return read_durable_config(options, config);
 }
 
 static int serve(const cv_node_config *config)
@@ -100,7 +123,7 @@ static int serve(const cv_node_config *config)
     cv_error err;
     cv_node *node = NULL;
     if (cv_node_create(&node, config, &err) != CV_OK) {
-        CV_ERROR("node not started error=\"%s\"", err.text);
+        CV_ERROR("node not started error=%s", cv_log_quote(err.text));
         nats_Close();
         return CV_EXIT_FAILED;
     }
@@ -110,7 +133,7 @@ static int serve(const cv_node_config *config)
 
     int code = CV_EXIT_OK;
     if (cv_node_run(node, &err) != CV_OK) {
-        CV_ERROR("node failed error=\"%s\"", err.text);
+        CV_ERROR("node failed error=%s", cv_log_quote(err.text));
         code = CV_EXIT_FAILED;
         pthread_kill(thread, SIGTERM);
     }
@@ -128,8 +151,16 @@ int cv_cli_node(int argc, char **argv)
          NULL, false},
         {"name", CV_OPTION_VALUE, "NAME", "node name in logs and events (default: HOST-PID)",
          NULL, NULL, false},
-        {"state", CV_OPTION_VALUE, "STORE", "where instance state lives: memory", "memory", NULL,
-         false},
+        {"state", CV_OPTION_VALUE, "STORE",
+         "where instance state lives: kv (JetStream, shared by nodes) or memory (one node)", "kv",
+         NULL, false},
+        {"storage", CV_OPTION_VALUE, "TYPE",
+         "kv: file or memory storage for streams and bucket it creates", "file", NULL, false},
+        {"replicas", CV_OPTION_VALUE, "N", "kv: replicas of the streams and bucket it creates",
+         "1", NULL, false},
+        {"ack-wait", CV_OPTION_VALUE, "DURATION",
+         "kv: how long a message taken by a node that died waits before another node gets it",
+         "30s", NULL, false},
         {"workers", CV_OPTION_VALUE, "N", "worker threads (default: one per CPU)", NULL, NULL,
          false},
         {"prefix", CV_OPTION_VALUE, "PREFIX", "first token of every subject", "orch", NULL,

@@ -56,3 +56,26 @@ void cv_log_write(cv_log_level level, const char *fmt, ...)
     ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
     (void)ignored;
 }
+
+const char *cv_log_quote(const char *text)
+{
+    static __thread char ring[4][1024];
+    static __thread unsigned next;
+    char *out = ring[next++ % 4];
+    size_t n = 0;
+    out[n++] = '"';
+    for (const char *p = text ? text : ""; *p != '\0' && n < sizeof ring[0] - 8; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(out + n, 5, "\\x%02x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+    return out;
+}

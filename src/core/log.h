@@ -27,6 +27,14 @@ void cv_log_set_node(const char *node);
 
 void cv_log_write(cv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Returns text as a double-quoted log value with quotes, backslashes and
+ * control characters escaped, so every line stays parseable as key=value.
+ * The result lives in a thread-local ring of four buffers: up to four calls
+ * may appear in one log statement. Long text is cut at about 1000 bytes.
+ */
+const char *cv_log_quote(const char *text);
+
 #define CV_LOG(level, ...)                                                                        \
     do {                                                                                          \
         if ((level) >= cv_log_threshold)                                                          \

@@ -45,7 +45,8 @@ cv_status cv_effects_add_dispatch(cv_effects *effects, const cv_attempt *attempt
     return CV_OK;
 }
 
-cv_status cv_effects_add_event(cv_effects *effects, const char *kind, json_t *body)
+cv_status cv_effects_add_event(cv_effects *effects, const char *kind, const char *token,
+                               json_t *body)
 {
     if (body == NULL ||
         !grow((void **)&effects->events, &effects->event_capacity, effects->event_count,
@@ -55,6 +56,7 @@ cv_status cv_effects_add_event(cv_effects *effects, const char *kind, json_t *bo
     }
     cv_event_order *event = &effects->events[effects->event_count++];
     snprintf(event->kind, sizeof event->kind, "%s", kind);
+    snprintf(event->token, sizeof event->token, "%s", token ? token : "");
     event->body = body;
     return CV_OK;
 }

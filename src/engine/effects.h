@@ -21,7 +21,9 @@ typedef struct cv_dispatch_order {
 
 typedef struct cv_event_order {
     char kind[32]; /* "step.completed", ... */
-    json_t *body;  /* owned */
+    /* The attempt the event is about, "" for instance events: with the kind it names the event uniquely. */
+    char token[CV_TOKEN_LEN + 1];
+    json_t *body; /* owned */
 } cv_event_order;
 
 typedef struct cv_effects {
@@ -40,7 +42,8 @@ void cv_effects_free(cv_effects *effects);
 
 cv_status cv_effects_add_dispatch(cv_effects *effects, const cv_attempt *attempt);
 
-/* Takes body. */
-cv_status cv_effects_add_event(cv_effects *effects, const char *kind, json_t *body);
+/* Takes body. token is the attempt's token, or NULL for an event about the whole instance. */
+cv_status cv_effects_add_event(cv_effects *effects, const char *kind, const char *token,
+                               json_t *body);
 
 #endif

@@ -63,6 +63,7 @@ void cv_instance_destroy(cv_instance *instance)
     free(instance->id);
     json_decref(instance->data);
     json_decref(instance->trail);
+    json_decref(instance->outbox);
     free(instance->error);
     free(instance->visits);
     free(instance->active);
@@ -149,6 +150,8 @@ json_t *cv_instance_to_json(const cv_instance *instance)
                             (json_int_t)instance->updated_ms);
     if (doc != NULL && instance->error != NULL)
         json_object_set_new(doc, "error", json_string(instance->error));
+    if (doc != NULL && instance->outbox != NULL)
+        json_object_set(doc, "outbox", instance->outbox);
     return doc;
 }
 
@@ -224,6 +227,8 @@ cv_status cv_instance_from_json(cv_instance **out, const json_t *doc, const cv_p
     instance->trail = json_deep_copy(trail);
     const char *error = json_string_value(json_object_get(doc, "error"));
     instance->error = error ? strdup(error) : NULL;
+    json_t *outbox = json_object_get(doc, "outbox");
+    instance->outbox = json_is_array(outbox) ? json_deep_copy(outbox) : NULL;
     instance->created_ms = json_integer_value(json_object_get(doc, "created_ms"));
     instance->updated_ms = json_integer_value(json_object_get(doc, "updated_ms"));
 

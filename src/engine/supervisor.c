@@ -54,7 +54,7 @@ static void fail_instance(cv_instance *instance, cv_effects *effects, const char
     json_object_set_new(body, "error", json_string(reason));
     json_object_set(body, "steps", instance->trail);
     json_object_set(body, "data", instance->data);
-    cv_effects_add_event(effects, "instance.failed", body);
+    cv_effects_add_event(effects, "instance.failed", NULL, body);
 }
 
 static cv_status dispatch_step(cv_instance *instance, int step, int attempt, cv_effects *effects)
@@ -78,7 +78,7 @@ static cv_status dispatch_step(cv_instance *instance, int step, int attempt, cv_
     json_t *body = step_event(instance, step, attempt);
     json_object_set_new(body, "subsystem", json_string(s->subsystem));
     json_object_set_new(body, "transport", json_string(transport_names[s->transport]));
-    return cv_effects_add_event(effects, "step.dispatched", body);
+    return cv_effects_add_event(effects, "step.dispatched", a->token, body);
 }
 
 static bool is_waiting(const cv_instance *instance, int step)
@@ -156,7 +156,7 @@ static void complete_if_done(cv_instance *instance, cv_effects *effects)
     json_t *body = cv_supervisor_event_base(instance);
     json_object_set(body, "steps", instance->trail);
     json_object_set(body, "data", instance->data);
-    cv_effects_add_event(effects, "instance.completed", body);
+    cv_effects_add_event(effects, "instance.completed", NULL, body);
 }
 
 static cv_status finish_change(cv_instance *instance, cv_effects *effects)
@@ -173,7 +173,7 @@ cv_status cv_supervisor_start(cv_instance *instance, cv_script *script, cv_effec
                               cv_error *err)
 {
     (void)script;
-    cv_status st = cv_effects_add_event(effects, "instance.started",
+    cv_status st = cv_effects_add_event(effects, "instance.started", NULL,
                                         cv_supervisor_event_base(instance));
     if (st == CV_OK)
         st = enter_step(instance, instance->process->start, effects);
@@ -191,7 +191,7 @@ static cv_status ignore_result(cv_instance *instance, const cv_step_result *resu
     json_object_set_new(body, "step", json_string(result->step));
     json_object_set_new(body, "attempt", json_integer(result->attempt));
     json_object_set_new(body, "reason", json_string(reason));
-    return cv_effects_add_event(effects, "reply.ignored", body);
+    return cv_effects_add_event(effects, "reply.ignored", result->token, body);
 }
 
 /*
@@ -201,8 +201,8 @@ static cv_status ignore_result(cv_instance *instance, const cv_step_result *resu
  * NOTE: every failure is final here because retries and timeouts are not
  * built yet; they belong before this point, driven by the step's `retry`.
  */
-static cv_status fail_step(cv_instance *instance, int step, int attempt, const char *error,
-                           bool permanent, cv_effects *effects)
+static cv_status fail_step(cv_instance *instance, int step, int attempt, const char *token,
+                           const char *error, bool permanent, cv_effects *effects)
 {
     const cv_step *s = &instance->process->steps[step];
     json_object_set_new(instance->data, s->id,
@@ -219,7 +219,7 @@ static cv_status fail_step(cv_instance *instance, int step, int attempt, const c
         json_object_set_new(explained, "path", json_string("on_error"));
         json_object_set_new(body, "decision", explained);
     }
-    cv_status st = cv_effects_add_event(effects, "step.failed", body);
+    cv_status st = cv_effects_add_event(effects, "step.failed", token, body);
     if (st != CV_OK)
         return st;
 
@@ -232,7 +232,7 @@ static cv_status fail_step(cv_instance *instance, int step, int attempt, const c
     return CV_OK;
 }
 
-static cv_status complete_step(cv_instance *instance, int step, int attempt,
+static cv_status complete_step(cv_instance *instance, int step, int attempt, const char *token,
                                const json_t *reply, cv_script *script, cv_effects *effects)
 {
     const cv_process *process = instance->process;
@@ -246,14 +246,14 @@ static cv_status complete_step(cv_instance *instance, int step, int attempt,
     if (cv_decide(&decision, process, s, instance->data, script, &rule_err) != CV_OK) {
         char error[CV_ERROR_TEXT_MAX + 16];
         snprintf(error, sizeof error, "rule failed: %s", rule_err.text);
-        return fail_step(instance, step, attempt, error, true, effects);
+        return fail_step(instance, step, attempt, token, error, true, effects);
     }
 
     json_array_append_new(instance->trail, json_string(s->id));
     json_t *body = step_event(instance, step, attempt);
     json_object_set(body, "output", output);
     json_object_set_new(body, "decision", cv_decision_to_json(&decision, process));
-    cv_status st = cv_effects_add_event(effects, "step.completed", body);
+    cv_status st = cv_effects_add_event(effects, "step.completed", token, body);
     if (st == CV_OK)
         st = enter_steps(instance, decision.steps, decision.count, effects);
     cv_decision_free(&decision);
@@ -283,10 +283,11 @@ cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *resul
     else {
         cv_instance_remove_attempt(instance, (size_t)index);
         if (result->error != NULL)
-            st = fail_step(instance, step, result->attempt, result->error, result->permanent,
-                           effects);
+            st = fail_step(instance, step, result->attempt, result->token, result->error,
+                           result->permanent, effects);
         else
-            st = complete_step(instance, step, result->attempt, result->output, script, effects);
+            st = complete_step(instance, step, result->attempt, result->token, result->output,
+                               script, effects);
         if (st == CV_OK)
             st = finish_change(instance, effects);
     }

@@ -3,6 +3,7 @@
  * whose body would exceed the server's max_payload is sent with its "data"
  * and "output" replaced by a note, so the event itself is never lost.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/jsonx.h"
@@ -25,8 +26,29 @@ static char *shrink(json_t *body, size_t limit, size_t size)
     return text;
 }
 
+/*
+ * Sends text with a Nats-Msg-Id that names the event, so ORCH_EVENTS keeps
+ * one copy when an event is published again after a redelivery. Ignored
+ * replies carry none: two of them are two facts.
+ */
+static natsStatus send_event(natsConnection *nc, const char *subject, const char *text,
+                             const cv_instance *instance, const char *kind, const char *token)
+{
+    natsMsg *msg = NULL;
+    natsStatus s = natsMsg_Create(&msg, subject, NULL, text, (int)strlen(text));
+    if (s == NATS_OK && strcmp(kind, "reply.ignored") != 0) {
+        char id[160];
+        snprintf(id, sizeof id, "%s.%s%s%s", instance->id, kind, token[0] ? "." : "", token);
+        s = natsMsgHeader_Set(msg, "Nats-Msg-Id", id);
+    }
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(nc, msg);
+    natsMsg_Destroy(msg);
+    return s;
+}
+
 void cv_events_publish(cv_node *node, const cv_instance *instance, const char *kind,
-                       json_t *body)
+                       const char *token, json_t *body)
 {
     char subject[CV_SUBJECT_MAX];
     if (!cv_subject_event(subject, node->config.prefix, instance->process->name, instance->id,
@@ -45,9 +67,9 @@ void cv_events_publish(cv_node *node, const cv_instance *instance, const char *k
         CV_ERROR("event not sent instance=%s kind=%s error=\"out of memory\"", instance->id, kind);
         return;
     }
-    natsStatus s = natsConnection_PublishString(node->nc, subject, text);
+    natsStatus s = send_event(node->nc, subject, text, instance, kind, token);
     if (s != NATS_OK)
-        CV_ERROR("event not sent instance=%s kind=%s error=\"%s\"", instance->id, kind,
-                 natsStatus_GetText(s));
+        CV_ERROR("event not sent instance=%s kind=%s error=%s", instance->id, kind,
+                 cv_log_quote(natsStatus_GetText(s)));
     free(text);
 }

@@ -9,6 +9,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/text.h"
+#include "engine/outbox.h"
 #include "node/node_internal.h"
 #include "node/subjects.h"
 
@@ -39,13 +40,15 @@ static void answer(cv_node *node, natsMsg *msg, json_t *body)
         return;
     natsStatus s = natsConnection_PublishString(node->nc, reply, text);
     if (s != NATS_OK)
-        CV_WARN("request answer not sent subject=%s error=\"%s\"", reply, natsStatus_GetText(s));
+        CV_WARN("request answer not sent subject=%s error=%s", reply,
+                cv_log_quote(natsStatus_GetText(s)));
     free(text);
 }
 
 static void reject(cv_node *node, natsMsg *msg, const char *reason)
 {
-    CV_WARN("request rejected subject=%s reason=\"%s\"", natsMsg_GetSubject(msg), reason);
+    CV_WARN("request rejected subject=%s reason=%s", natsMsg_GetSubject(msg),
+            cv_log_quote(reason));
     answer(node, msg, json_pack("{s:s}", "error", reason));
 }
 
@@ -114,10 +117,61 @@ static void answer_duplicate(cv_worker *worker, natsMsg *msg, const char *id,
                      "duplicate", 1, "status", status));
 }
 
+/*
+ * With a durable store a request is seen twice: over core NATS (by one node
+ * of the queue group) and through ORCH_REQUESTS. The core copy is served
+ * only when it has a reply subject to answer, or no Orch-Request-Id to
+ * recognise the stream copy by; the stream copy only when it has an id.
+ * Both create the instance under the same id, so whichever comes second
+ * finds it there and starts nothing.
+ */
+static bool served_by_stream(const cv_worker *worker, const cv_work *item)
+{
+    const char *reply = natsMsg_GetReply(item->msg);
+    const char *id = NULL;
+    bool has_id = natsMsgHeader_Get(item->msg, "Orch-Request-Id", &id) == NATS_OK;
+    return worker->node->store->durable && !item->from_stream && has_id &&
+           (reply == NULL || reply[0] == '\0');
+}
+
+/* The instance exists already: answer, or finish what an earlier delivery started. */
+static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *process)
+{
+    cv_store *store = worker->node->store;
+    if (item->from_stream && item->redelivered) {
+        cv_instance *instance = NULL;
+        if (store->ops->acquire(store, item->instance, worker->rules, &instance, NULL) == CV_OK) {
+            cv_effects_reset(&worker->effects);
+            if (cv_outbox_replay(instance, "request", &worker->effects)) {
+                CV_INFO("effects replayed instance=%s key=request", instance->id);
+                cv_worker_run_effects(worker, instance);
+            }
+            store->ops->release(store, instance);
+        }
+        return;
+    }
+    answer_duplicate(worker, item->msg, item->instance, process);
+}
+
+static cv_status start_instance(cv_worker *worker, cv_instance *instance, cv_error *err)
+{
+    cv_store *store = worker->node->store;
+    cv_effects_reset(&worker->effects);
+    cv_status st = cv_supervisor_start(instance, cv_rules_script(worker->rules),
+                                       &worker->effects, err);
+    if (st == CV_OK && store->durable)
+        st = cv_outbox_record(instance, "request", &worker->effects);
+    if (st == CV_OK)
+        st = store->ops->create(store, instance, err);
+    return st;
+}
+
 void cv_intake_handle(cv_worker *worker, cv_work *item)
 {
     cv_node *node = worker->node;
     natsMsg *msg = item->msg;
+    if (served_by_stream(worker, item))
+        return;
     if (item->instance[0] == '\0') {
         char reason[160];
         snprintf(reason, sizeof reason,
@@ -137,22 +191,19 @@ void cv_intake_handle(cv_worker *worker, cv_work *item)
         reject(node, msg, "out of memory");
         return;
     }
-    cv_effects_reset(&worker->effects);
-    cv_status st = cv_supervisor_start(instance, cv_rules_script(worker->rules),
-                                       &worker->effects, &err);
-    if (st == CV_OK)
-        st = node->store->ops->create(node->store, instance, &err);
-    if (st == CV_ERR_EXISTS) {
+    cv_status st = start_instance(worker, instance, &err);
+    if (st != CV_OK) {
         cv_instance_destroy(instance);
         cv_effects_reset(&worker->effects);
-        answer_duplicate(worker, msg, item->instance, process);
+    }
+    if (st == CV_ERR_EXISTS) {
+        handle_existing(worker, item, process);
         return;
     }
     if (st != CV_OK) {
-        CV_ERROR("instance not started instance=%s process=%s error=\"%s\"", item->instance,
-                 process->name, err.text);
-        cv_instance_destroy(instance);
-        cv_effects_reset(&worker->effects);
+        CV_ERROR("instance not started instance=%s process=%s error=%s", item->instance,
+                 process->name, cv_log_quote(err.text));
+        item->retry_later = item->from_stream;
         reject(node, msg, err.text);
         return;
     }

@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "node/node_internal.h"
+#include "node/streams.h"
 #include "node/subjects.h"
 
 #define CV_QUEUE_GROUP "conveyor"
@@ -45,6 +46,12 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
         natsMsg_Destroy(msg);
         return;
     }
+    /* With the kv store replies arrive through ORCH_REPLIES; only no-responders statuses come here. */
+    if (node->store->durable && !natsMsg_IsNoResponders(msg)) {
+        natsMsg_Destroy(msg);
+        free(item);
+        return;
+    }
     item->kind = CV_WORK_REPLY;
     item->msg = msg;
     /* A malformed subject still goes to a worker, which records why it is ignored. */
@@ -60,14 +67,15 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
     const char *subject = NULL;
     if (sub != NULL)
         subject = natsSubscription_GetSubject(sub);
-    CV_ERROR("nats error subject=%s error=\"%s\"", subject ? subject : "-",
-             natsStatus_GetText(err));
+    CV_ERROR("nats error subject=%s error=%s", subject ? subject : "-",
+             cv_log_quote(natsStatus_GetText(err)));
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-    (void)nc;
-    (void)closure;
+    cv_node *node = closure;
+    if (atomic_load(&node->closing) || natsConnection_IsClosed(nc))
+        return; /* our own shutdown, not a lost server */
     CV_WARN("nats disconnected; reconnecting");
 }
 
@@ -129,6 +137,39 @@ static cv_status start_workers(cv_node *node, cv_error *err)
     return CV_OK;
 }
 
+static cv_status create_store(cv_node *node, cv_error *err)
+{
+    const cv_node_config *config = &node->config;
+    if (strcmp(config->state, "memory") == 0)
+        return cv_store_memory_create(&node->store, config->keep_finished, err);
+    if (strcmp(config->state, "kv") != 0)
+        return cv_error_set(err, CV_ERR_INVALID, "unknown state store \"%s\": use kv or memory",
+                            config->state);
+
+    char bucket[CV_STREAM_NAME_MAX];
+    cv_streams_bucket_name(bucket, config->prefix);
+    cv_store_kv_options options = {
+        .bucket = bucket,
+        .storage = config->memory_storage ? CV_STORE_KV_MEMORY : CV_STORE_KV_FILE,
+        .replicas = config->replicas,
+    };
+    cv_status st = cv_store_kv_create(&node->store, node->nc, &options, err);
+    if (st != CV_OK)
+        return st;
+    natsStatus s = natsConnection_JetStream(&node->js, node->nc, NULL);
+    if (s != NATS_OK)
+        return cv_error_set(err, CV_ERR_NATS, "JetStream is not available: %s",
+                            natsStatus_GetText(s));
+    cv_streams_config streams = {
+        .prefix = config->prefix,
+        .memory_storage = config->memory_storage,
+        .replicas = config->replicas,
+        .ack_wait_ms = config->ack_wait_ms,
+        .events_max_age_ms = 7LL * 24 * 3600 * 1000,
+    };
+    return cv_streams_ensure(node->js, &streams, err);
+}
+
 cv_status cv_node_create(cv_node **out, const cv_node_config *config, cv_error *err)
 {
     cv_node *node = calloc(1, sizeof *node);
@@ -138,17 +179,11 @@ cv_status cv_node_create(cv_node **out, const cv_node_config *config, cv_error *
     pthread_mutex_init(&node->stop_lock, NULL);
     pthread_cond_init(&node->stop_cond, NULL);
 
-    cv_status st = CV_OK;
-    if (strcmp(config->state, "memory") == 0)
-        st = cv_store_memory_create(&node->store, config->keep_finished, err);
-    else
-        st = cv_error_set(err, CV_ERR_UNSUPPORTED,
-                          "state store \"%s\" is not available in this version; use memory",
-                          config->state);
+    cv_status st = connect_nats(node, err);
+    if (st == CV_OK)
+        st = create_store(node, err);
     if (st == CV_OK)
         st = start_workers(node, err);
-    if (st == CV_OK)
-        st = connect_nats(node, err);
     if (st != CV_OK) {
         cv_node_destroy(node);
         return st;
@@ -183,7 +218,17 @@ static cv_status subscribe(cv_node *node, cv_error *err)
     if (s != NATS_OK)
         return cv_error_set(err, CV_ERR_NATS, "cannot subscribe to %s and %s: %s", requests,
                             replies, natsStatus_GetText(s));
-    return CV_OK;
+    if (!node->store->durable)
+        return CV_OK;
+    char stream[CV_STREAM_NAME_MAX];
+    cv_streams_name(stream, node->config.prefix, "REQUESTS");
+    cv_status st = cv_puller_start(&node->request_puller, node, node->js, CV_WORK_REQUEST, stream,
+                                   CV_CONSUMER_REQUESTS, err);
+    cv_streams_name(stream, node->config.prefix, "REPLIES");
+    if (st == CV_OK)
+        st = cv_puller_start(&node->reply_puller, node, node->js, CV_WORK_REPLY, stream,
+                             CV_CONSUMER_REPLIES, err);
+    return st;
 }
 
 static void drain(natsSubscription *sub)
@@ -208,11 +253,14 @@ cv_status cv_node_run(cv_node *node, cv_error *err)
     pthread_mutex_unlock(&node->stop_lock);
 
     CV_INFO("node stopping: draining subscriptions");
+    cv_puller_stop(&node->request_puller);
+    cv_puller_stop(&node->reply_puller);
     drain(node->request_sub);
     drain(node->reply_sub);
     for (size_t i = 0; i < node->worker_count; i++)
         cv_worker_stop(node->workers[i]);
     natsConnection_FlushTimeout(node->nc, 5000);
+    atomic_store(&node->closing, true);
     CV_INFO("node stopped");
     return CV_OK;
 }
@@ -229,16 +277,18 @@ void cv_node_destroy(cv_node *node)
 {
     if (node == NULL)
         return;
+    cv_puller_stop(&node->request_puller);
+    cv_puller_stop(&node->reply_puller);
     natsSubscription_Destroy(node->request_sub);
     natsSubscription_Destroy(node->reply_sub);
     /* Workers stop before the connection closes: their last effects still publish. */
     for (size_t i = 0; i < node->worker_count; i++)
-        cv_worker_stop(node->workers[i]);
-    natsConnection_Destroy(node->nc);
-    for (size_t i = 0; i < node->worker_count; i++)
         cv_worker_destroy(node->workers[i]);
     free(node->workers);
     cv_store_destroy(node->store);
+    jsCtx_Destroy(node->js);
+    atomic_store(&node->closing, true);
+    natsConnection_Destroy(node->nc);
     pthread_cond_destroy(&node->stop_cond);
     pthread_mutex_destroy(&node->stop_lock);
     free(node);

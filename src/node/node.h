@@ -1,7 +1,8 @@
 /*
  * A conveyor node: one NATS connection, a set of worker threads each with
  * its own Lua rules, and the subscriptions that feed them. All nodes are
- * equal; requests and replies are shared among them by queue groups.
+ * equal. With the kv store, requests and replies reach them through
+ * JetStream consumers they share; with the memory store, over core NATS.
  */
 #ifndef CV_NODE_NODE_H
 #define CV_NODE_NODE_H
@@ -14,11 +15,14 @@ typedef struct cv_node_config {
     const char *nats_url;
     const char *rules_dir;
     const char *name;
-    const char *state; /* "memory" */
+    const char *state; /* "kv" or "memory" */
     const char *prefix;
     int workers;
     size_t max_body;
     size_t keep_finished; /* memory store: finished instances kept for idempotency */
+    bool memory_storage;  /* kv: streams and bucket in server memory instead of files */
+    int replicas;         /* kv: replicas of streams, consumers and bucket when created */
+    int64_t ack_wait_ms;  /* kv: how long a node may hold a message before another gets it */
 } cv_node_config;
 
 typedef struct cv_node cv_node;

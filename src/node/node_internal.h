@@ -14,6 +14,7 @@
 #include "engine/instance.h"
 #include "engine/supervisor.h"
 #include "node/node.h"
+#include "node/pull.h"
 #include "node/work_queue.h"
 #include "rules/rules.h"
 #include "store/store.h"
@@ -26,11 +27,15 @@ struct cv_node {
     cv_store *store;
     size_t worker_count;
     cv_worker **workers;
+    jsCtx *js;
     natsSubscription *request_sub;
     natsSubscription *reply_sub;
+    cv_puller request_puller;
+    cv_puller reply_puller;
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stop_requested;
+    atomic_bool closing; /* set before the connection is closed on purpose */
 };
 
 struct cv_worker {
@@ -53,9 +58,12 @@ void cv_worker_destroy(cv_worker *worker);
 void cv_node_route_work(cv_node *node, cv_work *item);
 /*
  * Applies result to instance id with compare-and-set retries, then runs the
- * effects. Records an unknown instance as an ignored reply.
+ * effects. Records an unknown instance as an ignored reply. item is the
+ * message the result came in (NULL for results made inside the node); a
+ * passing failure marks it for redelivery.
  */
-void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result);
+void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result,
+                            cv_work *item);
 /* Stores, publishes and dispatches what the supervisor decided for instance. */
 void cv_worker_run_effects(cv_worker *worker, cv_instance *instance);
 
@@ -67,9 +75,9 @@ void cv_intake_instance_id(natsMsg *msg, char *out);
 /* replies.c: a reply message from a module. */
 void cv_replies_handle(cv_worker *worker, cv_work *item);
 
-/* events.c: publishes one event; takes nothing, borrows body. */
+/* events.c: publishes one event; borrows body. token is "" for instance events. */
 void cv_events_publish(cv_node *node, const cv_instance *instance, const char *kind,
-                       json_t *body);
+                       const char *token, json_t *body);
 
 /* dispatch.c: sends one dispatch order through the step's transport. */
 void cv_dispatch_send(cv_worker *worker, cv_instance *instance, const cv_dispatch_order *order);

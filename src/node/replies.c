@@ -56,11 +56,12 @@ void cv_replies_handle(cv_worker *worker, cv_work *item)
             snprintf(error, sizeof error, "reply body rejected: %s", err.text);
             result.error = error;
             result.permanent = true;
-            CV_WARN("reply rejected instance=%s step=%s attempt=%d reason=\"%s\"",
-                    address.instance, address.step, address.attempt, err.text);
+            CV_WARN("reply rejected instance=%s step=%s attempt=%d reason=%s",
+                    address.instance, address.step, address.attempt,
+                    cv_log_quote(err.text));
         }
     }
     result.output = output;
-    cv_worker_apply_result(worker, address.instance, &result);
+    cv_worker_apply_result(worker, address.instance, &result, item);
     json_decref(output);
 }

@@ -23,8 +23,8 @@ void cv_transport_lua_run(cv_worker *worker, const cv_instance *instance,
                                  step->params, &output, &err);
     json_decref(body);
     if (st != CV_OK) {
-        CV_WARN("lua module failed instance=%s step=%s attempt=%d error=\"%s\"", instance->id,
-                step->id, order->attempt, err.text);
+        CV_WARN("lua module failed instance=%s step=%s attempt=%d error=%s", instance->id,
+                step->id, order->attempt, cv_log_quote(err.text));
         cv_dispatch_local_result(worker, instance, order, NULL, err.text, true);
         return;
     }

@@ -22,6 +22,9 @@ typedef struct cv_work {
     cv_work_kind kind;
     struct cv_work *next;
     natsMsg *msg; /* owned; REQUEST and REPLY */
+    bool from_stream;  /* msg came from a JetStream consumer and must be acknowledged */
+    bool redelivered;  /* the consumer delivered msg before, to this node or another */
+    bool retry_later;  /* set by the handler: a passing failure, deliver msg again */
     char instance[CV_INSTANCE_ID_MAX + 1];
     /* LOCAL_RESULT: */
     char *step;

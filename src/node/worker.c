@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "engine/outbox.h"
 #include "node/node_internal.h"
 
 /* Attempts at a compare-and-set before an instance change is given up. */
@@ -34,54 +35,94 @@ void cv_worker_run_effects(cv_worker *worker, cv_instance *instance)
     for (size_t i = 0; i < effects->event_count; i++) {
         json_t *body = effects->events[i].body;
         if (strcmp(effects->events[i].kind, "reply.ignored") == 0)
-            CV_INFO("reply ignored instance=%s step=%s attempt=%lld reason=\"%s\"",
+            CV_INFO("reply ignored instance=%s step=%s attempt=%lld reason=%s",
                     instance->id, json_string_value(json_object_get(body, "step")),
                     (long long)json_integer_value(json_object_get(body, "attempt")),
-                    json_string_value(json_object_get(body, "reason")));
-        cv_events_publish(worker->node, instance, effects->events[i].kind, body);
+                    cv_log_quote(json_string_value(json_object_get(body, "reason"))));
+        cv_events_publish(worker->node, instance, effects->events[i].kind,
+                          effects->events[i].token, body);
     }
     for (size_t i = 0; i < effects->dispatch_count; i++)
         cv_dispatch_send(worker, instance, &effects->dispatches[i]);
     cv_effects_reset(effects);
 }
 
-void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result)
+/* The outbox key of a result: unique per attempt, the same on every delivery. */
+static void result_key(const cv_step_result *result, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s.%d.%s", result->step, result->attempt, result->token);
+}
+
+/*
+ * Publishes again what an earlier delivery of this message stored but may
+ * not have sent. Returns false when the instance has no record of it.
+ */
+static bool replay_effects(cv_worker *worker, cv_instance *instance, const char *key)
+{
+    cv_effects_reset(&worker->effects);
+    if (!cv_outbox_replay(instance, key, &worker->effects))
+        return false;
+    CV_INFO("effects replayed instance=%s key=%s", instance->id, key);
+    cv_worker_run_effects(worker, instance);
+    return true;
+}
+
+/* One try at applying result: acquire, apply, commit, publish. */
+static cv_status apply_once(cv_worker *worker, const char *id, const cv_step_result *result,
+                            cv_work *item, cv_error *err)
 {
     cv_store *store = worker->node->store;
-    cv_error err;
+    cv_instance *instance = NULL;
+    cv_status st = store->ops->acquire(store, id, worker->rules, &instance, err);
+    if (st != CV_OK)
+        return st;
 
+    char key[CV_ERROR_TEXT_MAX];
+    result_key(result, key, sizeof key);
+    if (item != NULL && item->redelivered && replay_effects(worker, instance, key)) {
+        store->ops->release(store, instance);
+        return CV_OK;
+    }
+
+    cv_effects_reset(&worker->effects);
+    st = cv_supervisor_apply(instance, result, cv_rules_script(worker->rules), &worker->effects,
+                             err);
+    if (st == CV_OK && store->durable)
+        st = cv_outbox_record(instance, key, &worker->effects);
+    if (st == CV_OK)
+        st = store->ops->commit(store, instance, err);
+    if (st == CV_OK)
+        cv_worker_run_effects(worker, instance);
+    store->ops->release(store, instance);
+    return st;
+}
+
+void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result,
+                            cv_work *item)
+{
+    cv_error err;
     for (int attempt = 0; attempt < CV_COMMIT_ATTEMPTS; attempt++) {
-        cv_instance *instance = NULL;
-        cv_status st = store->ops->acquire(store, id, worker->rules, &instance, &err);
+        cv_status st = apply_once(worker, id, result, item, &err);
+        if (st == CV_OK)
+            return;
         if (st == CV_ERR_NOT_FOUND) {
             CV_INFO("reply ignored instance=%s step=%s attempt=%d reason=\"unknown instance\"",
                     id, result->step, result->attempt);
             return;
         }
-        if (st != CV_OK) {
-            CV_ERROR("instance load failed instance=%s step=%s error=\"%s\"", id, result->step,
-                     err.text);
-            return;
-        }
-
-        cv_effects_reset(&worker->effects);
-        st = cv_supervisor_apply(instance, result, cv_rules_script(worker->rules),
-                                 &worker->effects, &err);
-        if (st == CV_OK)
-            st = store->ops->commit(store, instance, &err);
-        if (st == CV_OK)
-            cv_worker_run_effects(worker, instance);
-        store->ops->release(store, instance);
         if (st != CV_ERR_CONFLICT) {
-            if (st != CV_OK)
-                CV_ERROR("reply not applied instance=%s step=%s error=\"%s\"", id, result->step,
-                         err.text);
+            CV_ERROR("reply not applied instance=%s step=%s error=%s", id, result->step,
+                     cv_log_quote(err.text));
+            if (item != NULL)
+                item->retry_later = true;
             return;
         }
         CV_DEBUG("store conflict, applying again instance=%s step=%s", id, result->step);
     }
     CV_ERROR("reply not applied after %d store conflicts instance=%s step=%s",
              CV_COMMIT_ATTEMPTS, id, result->step);
+    if (item != NULL)
+        item->retry_later = true;
 }
 
 static void handle_local_result(cv_worker *worker, cv_work *item)
@@ -94,7 +135,19 @@ static void handle_local_result(cv_worker *worker, cv_work *item)
         .error = item->error,
         .permanent = item->permanent,
     };
-    cv_worker_apply_result(worker, item->instance, &result);
+    cv_worker_apply_result(worker, item->instance, &result, NULL);
+}
+
+/* A stream message is done with once its effect is stored and published. */
+static void acknowledge(cv_work *item)
+{
+    if (!item->from_stream)
+        return;
+    natsStatus s = item->retry_later ? natsMsg_NakWithDelay(item->msg, 1000, NULL)
+                                     : natsMsg_Ack(item->msg, NULL);
+    if (s != NATS_OK)
+        CV_WARN("acknowledgement failed instance=%s error=%s", item->instance,
+                cv_log_quote(natsStatus_GetText(s)));
 }
 
 static void *worker_main(void *arg)
@@ -109,6 +162,7 @@ static void *worker_main(void *arg)
             cv_replies_handle(worker, item);
         else if (kind == CV_WORK_LOCAL_RESULT)
             handle_local_result(worker, item);
+        acknowledge(item);
         cv_work_free(item);
         if (kind == CV_WORK_STOP)
             break;
@@ -129,7 +183,7 @@ cv_status cv_worker_create(cv_worker **out, cv_node *node, int index, cv_error *
     cv_status st = cv_rules_load(&worker->rules, node->config.rules_dir, NULL, &diag, err);
     if (st != CV_OK && diag.count > 0) {
         for (size_t i = 0; i < diag.count; i++)
-            CV_ERROR("rules rejected fault=\"%s\"", diag.messages[i]);
+            CV_ERROR("rules rejected fault=%s", cv_log_quote(diag.messages[i]));
         cv_error_set(err, st, "%zu faults in rules folder %s", diag.count,
                      node->config.rules_dir);
     }

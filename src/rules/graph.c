@@ -17,7 +17,7 @@
 #include "core/jsonx.h"
 #include "engine/condition.h"
 
-/* Longest value shown in a condition label; longer values are cut with "...". */
+/* Maximum length of a value shown in a condition label; longer values end in "...". */
 #define MAX_VALUE_TEXT 48
 
 typedef enum edge_style {

@@ -79,7 +79,8 @@ static int compare_faults(const void *a, const void *b)
 void cv_rules_report_faults(cv_loading *load)
 {
     size_t kept = load->faults < load->fault_capacity ? load->faults : load->fault_capacity;
-    qsort(load->fault_list, kept, sizeof *load->fault_list, compare_faults);
+    if (kept > 0)
+        qsort(load->fault_list, kept, sizeof *load->fault_list, compare_faults);
     for (size_t i = 0; i < kept; i++) {
         if (load->fault_list[i].message != NULL)
             cv_diag_add(load->diag, NULL, 0, "%s", load->fault_list[i].message);

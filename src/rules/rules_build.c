@@ -336,6 +336,7 @@ static void read_step(cv_build *b, const cv_step_names *names, int idx, const st
 {
     size_t from = b->at;
     bool present = false;
+    bool has_prev = false;
     char *description = NULL;
 
     cv_build_check_keys(b, idx, from, b->subject, step_keys);
@@ -345,7 +346,7 @@ static void read_step(cv_build *b, const cv_step_names *names, int idx, const st
     read_subsystem(b, idx, from, step);
 
     cv_build_step_list(b, names, idx, "next", "next", from, &step->next, &step->has_next);
-    cv_build_step_list(b, names, idx, "prev", "prev", from, &step->prev, &present);
+    cv_build_step_list(b, names, idx, "prev", "prev", from, &step->prev, &has_prev);
     read_condition(b, names, idx, from, step);
     read_route(b, idx, from, step);
     read_params(b, idx, from, step);
@@ -359,6 +360,9 @@ static void read_step(cv_build *b, const cv_step_names *names, int idx, const st
     cv_build_step_list(b, names, idx, "on_error", "on_error", from, &step->on_error,
                        &step->has_on_error);
     read_join(b, idx, from, step);
+    if (step->join == CV_JOIN_ALL && !has_prev)
+        cv_build_fault(b, cv_build_key_at(b, from, "join"),
+                       "join = \"all\" needs prev, the steps to wait for");
     if (step->subsystem != NULL)
         link_module(b, idx, from, step);
     if (step->timeout_ms <= 0)
@@ -452,7 +456,8 @@ static void collect_map(cv_build *b, size_t at, step_entries *entries)
         }
         lua_pop(L, 1);
     }
-    qsort(entries->items, entries->count, sizeof *entries->items, compare_entries);
+    if (entries->count > 0)
+        qsort(entries->items, entries->count, sizeof *entries->items, compare_entries);
 }
 
 /* Reads element i of a list of steps (on top of the stack). */

@@ -220,9 +220,9 @@ static void check_node(node_build *n, cv_cond_node *node)
                        n->path);
     else if (!has_when && !has_field && !n->has_operation && !n->has_unknown)
         cv_build_fault(n->b, n->at, "%s has no test (give field and operation, or when)", n->path);
-    else if (has_field && !n->has_operation)
+    else if (has_field && !n->has_operation && !n->has_unknown)
         cv_build_fault(n->b, n->at, "%s has field but no operation", n->path);
-    else if (!has_field && n->has_operation && !has_when)
+    else if (!has_field && n->has_operation && !has_when && !n->has_unknown)
         cv_build_fault(n->b, n->at, "%s has operation but no field", n->path);
 
     if (!node->has_result && !n->has_outcome && !n->has_unknown)
@@ -243,7 +243,8 @@ static void build_node(cv_build *b, const cv_step_names *names, int idx, const c
                        size_t *cursor, cv_cond_node *node)
 {
     lua_State *L = b->L;
-    node_build n = {b, names, idx, path, locate_node(b, L, idx, *cursor)};
+    node_build n = {.b = b, .names = names, .idx = idx, .path = path,
+                    .at = locate_node(b, L, idx, *cursor)};
     char subject[CV_DECISION_PATH_MAX + 200];
     char label[CV_DECISION_PATH_MAX + 16];
 

@@ -111,7 +111,7 @@ static cv_status list_files(const char *dir, file_list *files, cv_error *err)
     if (!S_ISDIR(info.st_mode))
         return cv_error_set(err, CV_ERR_INVALID, "rules folder %s is not a folder", dir);
     cv_status status = walk(dir, 0, files, err);
-    if (status == CV_OK)
+    if (status == CV_OK && files->count > 0)
         qsort(files->paths, files->count, sizeof *files->paths, compare_paths);
     return status;
 }
@@ -287,7 +287,7 @@ static void read_dsl_record(cv_loading *load, const cv_source *fallback)
     cv_build_get(L, -1, "given");
     bool given = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    /* `process "x"` whose table raised an error: the file's error says it all. */
+    /* `process "x"` whose table raised an error: the file's own error reports it. */
     if (!given && source != NULL && source->failed)
         return;
     cv_decl *decl = add_decl(load);
@@ -397,7 +397,8 @@ cv_status cv_rules_run_files(cv_loading *load, const char *dir, cv_error *err)
     if (status != CV_OK)
         goto out;
     read_dsl_records(load);
-    qsort(load->decls, load->decl_count, sizeof *load->decls, compare_decls);
+    if (load->decl_count > 0)
+        qsort(load->decls, load->decl_count, sizeof *load->decls, compare_decls);
 out:
     free_file_list(&files);
     return status;

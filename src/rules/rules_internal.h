@@ -1,7 +1,8 @@
 /*
- * What the rules loader's files share: the cv_rules structure, the
- * declarations collected while files run, and the build context that turns
- * Lua tables into definitions while reporting faults with file and line.
+ * Types and functions shared by the rules loader's files: the cv_rules
+ * structure, the declarations collected while files run, and the build
+ * context that turns Lua tables into definitions and reports faults with
+ * file and line.
  *
  * Loading runs in three stages: rules_files.c runs every file and collects
  * declarations; rules_module.c builds custom operations and modules;
@@ -171,8 +172,8 @@ void cv_build_free_strings(char **strings, size_t count);
 
 /*
  * Reads optional duration field key ("30s" or a number of seconds) into
- * milliseconds; zero passes, callers that need more check. *present says
- * whether the field was there.
+ * milliseconds. Zero passes, so callers that need more check it. *present
+ * is set when the field is there.
  */
 bool cv_build_duration(cv_build *b, int idx, const char *key, const char *label, size_t from,
                        int64_t *out_ms, bool *present);

@@ -1,7 +1,7 @@
 /*
  * Building custom operations and modules from their declarations.
  *
- * A module says how its subsystem's steps are carried out: over NATS (the
+ * A module defines how its subsystem's steps are carried out: over NATS (the
  * default), HTTP, the JetStream queue, or a Lua function in the node.
  * Settings that only one transport uses are refused on the others, because
  * a url on a module whose transport was forgotten would otherwise make a
@@ -143,16 +143,10 @@ static bool is_header_name(const char *name)
     return true;
 }
 
-/* Reads the header on top of the stack (key at -2) into headers. */
-static void read_header(cv_build *b, size_t at, json_t *headers)
+/* Checks one header (name, and its value on top of the stack) and adds it to headers. */
+static void read_header(cv_build *b, size_t at, const char *name, json_t *headers)
 {
     lua_State *L = b->L;
-    if (lua_type(L, -2) != LUA_TSTRING) {
-        cv_build_fault(b, at, "headers has a key of type %s; header names are strings",
-                       luaL_typename(L, -2));
-        return;
-    }
-    const char *name = lua_tostring(L, -2);
     if (!is_header_name(name)) {
         cv_build_fault(b, at, "headers[\"%s\"] is not a valid header name", name);
         return;
@@ -176,6 +170,44 @@ static void read_header(cv_build *b, size_t at, json_t *headers)
     json_object_set_new(headers, name, text);
 }
 
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads the headers table on top of the stack, in name order so that faults come out the same every run. */
+static void read_header_table(cv_build *b, size_t at, json_t *headers)
+{
+    lua_State *L = b->L;
+    char **names = NULL;
+    size_t count = 0;
+
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            cv_build_fault(b, at, "headers has a key of type %s; header names are strings",
+                           luaL_typename(L, -1));
+            continue;
+        }
+        char **grown = realloc(names, (count + 1) * sizeof *grown);
+        if (grown == NULL)
+            continue;
+        names = grown;
+        names[count] = strdup(lua_tostring(L, -1));
+        if (names[count] != NULL)
+            count++;
+    }
+    if (count > 0)
+        qsort(names, count, sizeof *names, compare_names);
+    for (size_t i = 0; i < count; i++) {
+        cv_build_get(L, -1, names[i]);
+        read_header(b, at, names[i], headers);
+        lua_pop(L, 1);
+    }
+    cv_build_free_strings(names, count);
+}
+
 static void read_headers(cv_build *b, int idx, size_t from, cv_module *module)
 {
     lua_State *L = b->L;
@@ -184,11 +216,8 @@ static void read_headers(cv_build *b, int idx, size_t from, cv_module *module)
 
     if (type == LUA_TTABLE) {
         module->headers = json_object();
-        lua_pushnil(L);
-        while (module->headers != NULL && lua_next(L, -2) != 0) {
-            read_header(b, at, module->headers);
-            lua_pop(L, 1);
-        }
+        if (module->headers != NULL)
+            read_header_table(b, at, module->headers);
     } else if (type != LUA_TNIL) {
         cv_build_fault(b, at, "headers must be a table of header names to strings, got %s",
                        lua_typename(L, type));

@@ -142,7 +142,8 @@ size_t cv_build_check_keys(cv_build *b, int idx, size_t from, const char *subjec
     }
 
     /* Table order varies from run to run; sorted faults read the same every time. */
-    qsort(unknown, count, sizeof *unknown, compare_strings);
+    if (count > 0)
+        qsort(unknown, count, sizeof *unknown, compare_strings);
     for (size_t i = 0; i < count; i++) {
         cv_build_fault_plain(b, cv_source_find_key(b->source, from, unknown[i]),
                              "unknown key \"%s\" in %s (expected one of: %s)", unknown[i], subject,

@@ -3,10 +3,10 @@
  * counts bytes, only allow-listed libraries, read-only globals, and budgets
  * on every call into Lua.
  *
- * Rules see the base functions (without dofile, loadfile, require and
- * collectgarbage; load takes text chunks only; setmetatable refuses __gc),
- * string (without string.dump), table, math, utf8, coroutine and os.time,
- * os.clock and os.date. Library tables are read-only proxies, shared by
+ * Rules see the base functions except dofile, loadfile, require and
+ * collectgarbage. Their load takes text chunks only, and their setmetatable
+ * rejects __gc. They also see string (without string.dump), table, math,
+ * utf8, coroutine, and os.time, os.clock and os.date. Library tables are read-only proxies, shared by
  * every file. Each rules file gets its own environment that reads through
  * to these globals; a file may define globals of its own while it loads,
  * and after cv_sandbox_freeze every assignment to a global raises an error.
@@ -52,16 +52,10 @@ cv_status cv_sandbox_run_engine(cv_sandbox *sandbox, const char *name, const cha
 void cv_sandbox_seal(cv_sandbox *sandbox);
 
 /*
- * Sets global name of the sandbox to the value on top of the stack (popped).
- * Only for setting up, before any rules file runs.
- */
-void cv_sandbox_set_global(cv_sandbox *sandbox, const char *name);
-
-/*
  * Loads text as a text chunk named "@path" in a new file environment and
  * runs it under the budgets. On success the chunk's results are on the
- * stack and *nresults says how many; on failure err holds the Lua message
- * (which starts with "path:line:" for syntax and runtime errors).
+ * stack, *nresults of them. On failure err contains the Lua message, which
+ * starts with "path:line:" for syntax and runtime errors.
  */
 cv_status cv_sandbox_run_file(cv_sandbox *sandbox, const char *path, const char *text,
                               size_t length, int *nresults, cv_error *err);
@@ -79,7 +73,7 @@ typedef int (*cv_sandbox_push_fn)(lua_State *L, void *context);
 /*
  * Calls what push provides, with nresults results, in a protected call
  * under the budgets. On success the results are on the stack. On failure
- * the stack is as before and err holds the message: CV_ERR_LIMIT when a
+ * the stack is as before and err contains the message: CV_ERR_LIMIT when a
  * budget ran out, CV_ERR_SCRIPT for a Lua error. The traceback is logged
  * at debug level rather than put in err.
  */

@@ -3,8 +3,8 @@
  * and Lua modules, on top of the sandbox: arguments are converted from JSON
  * once per call, inside the protected call, and results back to JSON.
  *
- * `null` is truthy in Lua, being a userdata; as the result of a `when` or
- * of a custom operation it counts as false, as JSON null would.
+ * `null` is truthy in Lua because it is a userdata. As the result of a
+ * `when` or of a custom operation it counts as false, as JSON null would.
  */
 #include <lauxlib.h>
 #include <stdio.h>

@@ -11,6 +11,12 @@
 #ifndef CV_STORE_STORE_H
 #define CV_STORE_STORE_H
 
+#include <stdbool.h>
+
+#include <nats/nats.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "core/status.h"
 #include "engine/instance.h"
 #include "rules/rules.h"
@@ -45,6 +51,7 @@ typedef struct cv_store_ops {
 struct cv_store {
     const cv_store_ops *ops;
     const char *name; /* "memory" or "kv" */
+    bool durable;     /* shared by nodes and kept across restarts: changes record an outbox */
 };
 
 /*
@@ -53,6 +60,37 @@ struct cv_store {
  * oldest dropped first.
  */
 cv_status cv_store_memory_create(cv_store **out, size_t keep_finished, cv_error *err);
+
+/* Name of the kv store's bucket unless the options give another. */
+#define CV_STORE_KV_DEFAULT_BUCKET "orch_instances"
+
+typedef enum cv_store_kv_storage {
+    CV_STORE_KV_FILE, /* survives a server restart */
+    CV_STORE_KV_MEMORY,
+} cv_store_kv_storage;
+
+/* Settings of the kv store; a zeroed struct gives every default. */
+typedef struct cv_store_kv_options {
+    const char *bucket;          /* NULL: CV_STORE_KV_DEFAULT_BUCKET */
+    cv_store_kv_storage storage; /* used only when the bucket is created */
+    int replicas;                /* used only when the bucket is created; 0: 1 */
+    int64_t timeout_ms;          /* wait for each JetStream request; 0: 5000 */
+} cv_store_kv_options;
+
+/* Parses "file" or "memory"; returns false for anything else. */
+bool cv_store_kv_parse_storage(const char *text, cv_store_kv_storage *out);
+
+/*
+ * The kv store: instances in a JetStream key-value bucket, one key per
+ * instance id, written with compare-and-set on the entry's revision so
+ * that several nodes can share it. Creates the bucket (history 1) when it
+ * is missing; an existing bucket is used with its own configuration.
+ * Borrows nc, which must outlive the store. options may be NULL. Fails
+ * with CV_ERR_NATS naming the bucket when JetStream cannot be reached or
+ * the bucket cannot be created.
+ */
+cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
+                             const cv_store_kv_options *options, cv_error *err);
 
 static inline void cv_store_destroy(cv_store *store)
 {

@@ -212,8 +212,9 @@ static void submit_reports_missing_server(void **state)
     run_free(&r);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    cv_test_state_from_args(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(submit_prints_instance_id),
         cmocka_unit_test(submit_wait_prints_final_data),

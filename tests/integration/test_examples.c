@@ -218,8 +218,9 @@ static void outside_module_works_unchanged(void **state)
     cv_test_node_stop(&outside);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    cv_test_state_from_args(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(crm_rules_pass_check),
         cmocka_unit_test(crm_deal_found_route),

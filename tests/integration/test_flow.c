@@ -499,8 +499,9 @@ static void duplicate_reply_is_ignored(void **state)
     json_decref(end);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    cv_test_state_from_args(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_process_completes_in_order),
         cmocka_unit_test(nested_conditions_pick_each_route),

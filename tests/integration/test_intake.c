@@ -184,8 +184,9 @@ static void node_still_serves_after_bad_input(void **state)
     assert_true(cv_test_process_alive(&node.process));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    cv_test_state_from_args(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unknown_process_is_named),
         cmocka_unit_test(malformed_json_names_position),

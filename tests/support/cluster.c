@@ -16,6 +16,14 @@
 
 #include "core/clock.h"
 
+const char *cv_test_state = "kv";
+
+void cv_test_state_from_args(int argc, char **argv)
+{
+    if (argc > 1)
+        cv_test_state = argv[1];
+}
+
 static const char *server_binary(void)
 {
     const char *given = getenv("CV_NATS_SERVER");
@@ -85,6 +93,8 @@ void cv_test_node_start(cv_test_node *node, const cv_test_server *server, const 
     argv[n++] = (char *)rules_dir;
     argv[n++] = "--name";
     argv[n++] = (char *)name;
+    argv[n++] = "--state";
+    argv[n++] = (char *)cv_test_state;
     for (int i = 0; extra_args != NULL && extra_args[i] != NULL && n < 30; i++)
         argv[n++] = extra_args[i];
     argv[n] = NULL;

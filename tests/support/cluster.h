@@ -24,6 +24,12 @@ typedef struct cv_test_server {
 void cv_test_server_start(cv_test_server *server);
 void cv_test_server_stop(cv_test_server *server);
 
+/* The --state every node started by cv_test_node_start gets: "kv" unless a test sets it. */
+extern const char *cv_test_state;
+
+/* Sets cv_test_state from argv[1] when given ("kv" or "memory"). */
+void cv_test_state_from_args(int argc, char **argv);
+
 typedef struct cv_test_node {
     cv_test_process process;
     char log_path[512];

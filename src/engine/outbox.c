@@ -1,0 +1,81 @@
+#include "engine/outbox.h"
+
+#include <string.h>
+
+static json_t *effects_to_json(const cv_effects *effects, const cv_process *process)
+{
+    json_t *events = json_array();
+    for (size_t i = 0; i < effects->event_count; i++) {
+        const cv_event_order *e = &effects->events[i];
+        json_array_append_new(events, json_pack("{s:s, s:s, s:O}", "kind", e->kind, "token",
+                                                e->token, "body", e->body));
+    }
+    json_t *dispatches = json_array();
+    for (size_t i = 0; i < effects->dispatch_count; i++) {
+        const cv_dispatch_order *d = &effects->dispatches[i];
+        json_array_append_new(dispatches,
+                              json_pack("{s:s, s:i, s:s}", "step", process->steps[d->step].id,
+                                        "attempt", d->attempt, "token", d->token));
+    }
+    return json_pack("{s:o, s:o}", "events", events, "dispatches", dispatches);
+}
+
+cv_status cv_outbox_record(cv_instance *instance, const char *key, const cv_effects *effects)
+{
+    if (instance->outbox == NULL)
+        instance->outbox = json_array();
+    json_t *entry = json_pack("{s:s, s:o}", "key", key, "effects",
+                              effects_to_json(effects, instance->process));
+    if (instance->outbox == NULL || entry == NULL ||
+        json_array_append_new(instance->outbox, entry) != 0)
+        return CV_ERR_NOMEM;
+    while (json_array_size(instance->outbox) > CV_OUTBOX_MAX)
+        json_array_remove(instance->outbox, 0);
+    return CV_OK;
+}
+
+static int find_step(const cv_process *process, const char *id)
+{
+    for (size_t i = 0; id != NULL && i < process->step_count; i++) {
+        if (strcmp(process->steps[i].id, id) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void replay_entry(const json_t *recorded, const cv_process *process, cv_effects *out)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(recorded, "events"), i, item) {
+        const char *token = json_string_value(json_object_get(item, "token"));
+        cv_effects_add_event(out, json_string_value(json_object_get(item, "kind")),
+                             token && token[0] ? token : NULL,
+                             json_deep_copy(json_object_get(item, "body")));
+    }
+    json_array_foreach(json_object_get(recorded, "dispatches"), i, item) {
+        cv_attempt attempt = {
+            .step = find_step(process, json_string_value(json_object_get(item, "step"))),
+            .attempt = (int)json_integer_value(json_object_get(item, "attempt")),
+        };
+        const char *token = json_string_value(json_object_get(item, "token"));
+        if (attempt.step < 0 || token == NULL || strlen(token) != CV_TOKEN_LEN)
+            continue;
+        memcpy(attempt.token, token, sizeof attempt.token);
+        cv_effects_add_dispatch(out, &attempt);
+    }
+}
+
+bool cv_outbox_replay(const cv_instance *instance, const char *key, cv_effects *out)
+{
+    size_t i;
+    json_t *entry;
+    json_array_foreach(instance->outbox, i, entry) {
+        const char *recorded = json_string_value(json_object_get(entry, "key"));
+        if (recorded != NULL && strcmp(recorded, key) == 0) {
+            replay_entry(json_object_get(entry, "effects"), instance->process, out);
+            return true;
+        }
+    }
+    return false;
+}

@@ -1,0 +1,134 @@
+#include "node/pull.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "node/node_internal.h"
+#include "node/subjects.h"
+
+/* Messages asked for per pull request, and how long one pull waits. */
+#define CV_PULL_BATCH 256
+#define CV_PULL_EXPIRY_MS 500
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Fills the routing key of item; returns false for a message to acknowledge and drop. */
+static bool route_key(cv_puller *puller, cv_work *item)
+{
+    natsMsg *msg = item->msg;
+    if (puller->kind == CV_WORK_REPLY) {
+        cv_reply_address address;
+        if (cv_subject_parse_reply(puller->node->config.prefix, natsMsg_GetSubject(msg),
+                                   &address))
+            snprintf(item->instance, sizeof item->instance, "%s", address.instance);
+        return true;
+    }
+    /*
+     * Requests without Orch-Request-Id are served over core NATS only: a
+     * copy here cannot be told apart from the one a node already started.
+     */
+    const char *id = NULL;
+    if (natsMsgHeader_Get(msg, "Orch-Request-Id", &id) != NATS_OK || id == NULL)
+        return false;
+    cv_intake_instance_id(msg, item->instance);
+    return true;
+}
+
+static void route_message(cv_puller *puller, natsMsg *msg)
+{
+    cv_work *item = calloc(1, sizeof *item);
+    if (item == NULL) {
+        natsMsg_Destroy(msg); /* not acknowledged: it comes back after the ack wait */
+        return;
+    }
+    item->kind = puller->kind;
+    item->msg = msg;
+    item->from_stream = true;
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        item->redelivered = meta->NumDelivered > 1;
+        jsMsgMetaData_Destroy(meta);
+    }
+    if (!route_key(puller, item)) {
+        natsMsg_Ack(msg, NULL);
+        cv_work_free(item);
+        return;
+    }
+    cv_node_route_work(puller->node, item);
+}
+
+static void *pull_main(void *arg)
+{
+    cv_puller *puller = arg;
+    int64_t last_error_log = 0;
+    while (!atomic_load(&puller->stopping)) {
+        natsMsgList list = {0};
+        jsErrCode code = 0;
+        natsStatus s = natsSubscription_Fetch(&list, puller->sub, CV_PULL_BATCH,
+                                              CV_PULL_EXPIRY_MS, &code);
+        if (s == NATS_OK) {
+            for (int i = 0; i < list.Count; i++) {
+                route_message(puller, list.Msgs[i]);
+                list.Msgs[i] = NULL;
+            }
+            natsMsgList_Destroy(&list);
+            continue;
+        }
+        if (s == NATS_TIMEOUT)
+            continue;
+        /* Disconnected, or the server is restarting: wait a little and pull again. */
+        int64_t now = cv_clock_mono_ms();
+        if (now - last_error_log > 5000) {
+            CV_WARN("fetch failed consumer=%s error=%s", puller->consumer,
+                    cv_log_quote(natsStatus_GetText(s)));
+            last_error_log = now;
+        }
+        pause_ms(200);
+    }
+    return NULL;
+}
+
+cv_status cv_puller_start(cv_puller *puller, cv_node *node, jsCtx *js, cv_work_kind kind,
+                          const char *stream, const char *consumer, cv_error *err)
+{
+    memset(puller, 0, sizeof *puller);
+    puller->node = node;
+    puller->kind = kind;
+    snprintf(puller->stream, sizeof puller->stream, "%s", stream);
+    puller->consumer = consumer;
+    atomic_init(&puller->stopping, false);
+
+    jsSubOptions options;
+    jsSubOptions_Init(&options);
+    options.Stream = stream;
+    options.Consumer = consumer;
+    options.ManualAck = true;
+    jsErrCode code = 0;
+    natsStatus s = js_PullSubscribe(&puller->sub, js, NULL, consumer, NULL, &options, &code);
+    if (s != NATS_OK)
+        return cv_error_set(err, CV_ERR_NATS, "cannot bind to consumer %s of %s: %s (error %d)",
+                            consumer, stream, natsStatus_GetText(s), (int)code);
+    if (pthread_create(&puller->thread, NULL, pull_main, puller) != 0)
+        return cv_error_set(err, CV_ERR_NOMEM, "cannot start the fetch thread for %s", consumer);
+    puller->started = true;
+    return CV_OK;
+}
+
+void cv_puller_stop(cv_puller *puller)
+{
+    if (puller->started) {
+        atomic_store(&puller->stopping, true);
+        pthread_join(puller->thread, NULL);
+        puller->started = false;
+    }
+    natsSubscription_Destroy(puller->sub);
+    puller->sub = NULL;
+}

@@ -1,0 +1,377 @@
+/*
+ * The kv store keeps each instance as one JSON document in a JetStream
+ * key-value bucket (key: the instance id). Every node reads and writes the
+ * same bucket; a write names the revision it was read at, so when two
+ * nodes change one instance the second write fails and that node re-reads
+ * and re-applies its change (CV_ERR_CONFLICT).
+ *
+ * Reads go through kvStore_Get, which also hides delete and purge markers.
+ * Writes publish to the bucket's subject "$KV.<bucket>.<key>" with
+ * js_Publish rather than kvStore_Create/kvStore_Update, because only
+ * js_Publish returns the JetStream error code: a revision mismatch is
+ * 10071 on one server and 10164 on a cluster, and the code is the only
+ * reliable way to tell it from other failures.
+ *
+ * Known to be slow: every commit serialises the whole instance (data
+ * document included) and every acquire parses it again, so a step costs
+ * time in proportion to everything the instance has gathered so far. That
+ * is acceptable for now because a document is bounded by the server's
+ * max_payload (1 MiB by default), jansson handles that in milliseconds, and
+ * a step already waits for a NATS round trip to its module and one to the
+ * bucket. Long-running instances with large data would want a per-worker
+ * cache keyed by revision, or the data split into its own keys.
+ *
+ * All fields are set before the store is handed out and never change
+ * afterwards, and nats.c's jsCtx and kvStore may be used from several
+ * threads at once, so the store needs no lock of its own.
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/jsonx.h"
+#include "core/text.h"
+#include "store/store.h"
+
+/* "wrong last sequence" from a clustered stream; nats.c 3.4 has no name for it. */
+#define KV_WRONG_LAST_SEQUENCE_CLUSTERED 10164
+
+#define KV_DEFAULT_TIMEOUT_MS 5000
+
+/* Bucket names are limited so that "$KV.<bucket>.<key>" always fits a subject buffer. */
+#define KV_BUCKET_MAX 64
+#define KV_SUBJECT_MAX (8 + KV_BUCKET_MAX + 256)
+
+typedef struct kv_store {
+    cv_store base;
+    natsConnection *nc; /* borrowed: the node owns the connection */
+    jsCtx *js;
+    kvStore *kv;
+    int64_t timeout_ms;
+    char bucket[KV_BUCKET_MAX + 1];
+} kv_store;
+
+bool cv_store_kv_parse_storage(const char *text, cv_store_kv_storage *out)
+{
+    if (strcmp(text, "file") == 0) {
+        *out = CV_STORE_KV_FILE;
+        return true;
+    }
+    if (strcmp(text, "memory") == 0) {
+        *out = CV_STORE_KV_MEMORY;
+        return true;
+    }
+    return false;
+}
+
+/* Returns nats.c's text for the failure s, preferring the detailed one it kept for this thread. */
+static const char *failure_text(natsStatus s)
+{
+    natsStatus last = NATS_OK;
+    const char *text = nats_GetLastError(&last);
+    if (last == s && text != NULL && text[0] != '\0')
+        return text;
+    return natsStatus_GetText(s);
+}
+
+static bool is_revision_mismatch(jsErrCode code)
+{
+    return false && code;
+}
+
+static cv_status check_key(const char *id, cv_error *err)
+{
+    if (!cv_text_is_token(id) || strlen(id) > 255)
+        return cv_error_set(err, CV_ERR_INVALID,
+                            "instance id \"%s\" is not 1 to 255 characters of [A-Za-z0-9_-]", id);
+    return CV_OK;
+}
+
+/* Serialises instance into a new malloc'd string (the caller frees it). */
+static cv_status encode(const cv_instance *instance, char **out, size_t *out_len, cv_error *err)
+{
+    json_t *doc = cv_instance_to_json(instance);
+    char *text = doc != NULL ? cv_json_dump(doc) : NULL;
+    json_decref(doc);
+    if (text == NULL)
+        return cv_error_set(err, CV_ERR_NOMEM, "out of memory encoding instance %s", instance->id);
+    size_t len = strlen(text);
+    if (len > INT_MAX) {
+        free(text);
+        return cv_error_set(err, CV_ERR_LIMIT, "instance %s is %zu bytes, over %d", instance->id,
+                            len, INT_MAX);
+    }
+    *out = text;
+    *out_len = len;
+    return CV_OK;
+}
+
+/*
+ * Writes text under key if the key's last revision is expected (0: the key
+ * has never been written or was purged). *code receives the JetStream error
+ * code of a rejected write, 0 otherwise.
+ */
+static natsStatus put_value(kv_store *k, const char *key, const char *text, size_t len,
+                            uint64_t expected, uint64_t *revision, jsErrCode *code)
+{
+    char subject[KV_SUBJECT_MAX];
+    snprintf(subject, sizeof subject, "$KV.%s.%s", k->bucket, key);
+
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    if (expected == 0)
+        po.ExpectNoMessage = true;
+    else
+        po.ExpectLastSubjectSeq = expected;
+
+    jsPubAck *ack = NULL;
+    natsStatus s = js_Publish(&ack, k->js, subject, text, (int)len, &po, code);
+    if (s == NATS_OK)
+        *revision = ack->Sequence;
+    jsPubAck_Destroy(ack);
+    return s;
+}
+
+/* Maps a failed write of instance id to a cv_status; mismatch is what a revision conflict means here. */
+static cv_status write_failure(kv_store *k, natsStatus s, const char *id, size_t len,
+                               cv_error *err)
+{
+    if (s == NATS_MAX_PAYLOAD)
+        return cv_error_set(err, CV_ERR_LIMIT,
+                            "instance %s is %zu bytes, over the server's max_payload of %" PRId64
+                            " bytes",
+                            id, len, natsConnection_GetMaxPayload(k->nc));
+    return cv_error_set(err, CV_ERR_NATS, "writing instance %s to bucket %s failed: %s", id,
+                        k->bucket, failure_text(s));
+}
+
+/*
+ * Finds the revision of the delete or purge marker that is the last entry
+ * of key, so that create can write over it. False when the last entry is a
+ * value (the instance exists) or there is none.
+ */
+static bool find_delete_marker(kv_store *k, const char *key, uint64_t *out)
+{
+    kvEntryList list = {0};
+    kvWatchOptions options;
+    kvWatchOptions_Init(&options);
+    options.Timeout = k->timeout_ms;
+    if (kvStore_History(&list, k->kv, key, &options) != NATS_OK)
+        return false;
+    bool found = false;
+    if (list.Count > 0) {
+        kvEntry *last = list.Entries[list.Count - 1];
+        if (kvEntry_Operation(last) != kvOp_Put) {
+            *out = kvEntry_Revision(last);
+            found = true;
+        }
+    }
+    kvEntryList_Destroy(&list);
+    return found;
+}
+
+static cv_status kv_create(cv_store *store, cv_instance *instance, cv_error *err)
+{
+    kv_store *k = (kv_store *)store;
+    cv_status st = check_key(instance->id, err);
+    char *text = NULL;
+    size_t len = 0;
+    if (st == CV_OK)
+        st = encode(instance, &text, &len, err);
+    if (st != CV_OK)
+        return st;
+
+    uint64_t revision = 0;
+    jsErrCode code = 0;
+    natsStatus s = put_value(k, instance->id, text, len, 0, &revision, &code);
+
+    /* An instance deleted by an operator leaves a marker; its id may be used again. */
+    uint64_t marker = 0;
+    if (s != NATS_OK && is_revision_mismatch(code) && find_delete_marker(k, instance->id, &marker))
+        s = put_value(k, instance->id, text, len, marker, &revision, &code);
+
+    if (s == NATS_OK)
+        instance->revision = revision;
+    else if (is_revision_mismatch(code))
+        st = cv_error_set(err, CV_ERR_EXISTS, "instance %s already exists in bucket %s",
+                          instance->id, k->bucket);
+    else
+        st = write_failure(k, s, instance->id, len, err);
+    free(text);
+    return st;
+}
+
+/* Rebuilds the stored document doc of instance id against rules. */
+static cv_status decode(const json_t *doc, const char *id, const cv_rules *rules,
+                        cv_instance **out, cv_error *err)
+{
+    const char *stored_id = json_string_value(json_object_get(doc, "id"));
+    const char *name = json_string_value(json_object_get(doc, "process"));
+    if (stored_id == NULL || strcmp(stored_id, id) != 0)
+        return cv_error_set(err, CV_ERR_INVALID, "stored instance %s has id \"%s\"", id,
+                            stored_id != NULL ? stored_id : "(missing)");
+    if (name == NULL)
+        return cv_error_set(err, CV_ERR_INVALID, "stored instance %s names no process", id);
+
+    const cv_process *process = cv_rules_find_process(rules, name);
+    if (process == NULL)
+        return cv_error_set(err, CV_ERR_INVALID,
+                            "instance %s belongs to process \"%s\", which the rules do not define",
+                            id, name);
+    cv_status st = cv_instance_from_json(out, doc, process, err);
+    if (st != CV_OK)
+        cv_error_prefix(err, "stored instance %s", id);
+    return st;
+}
+
+static cv_status kv_acquire(cv_store *store, const char *id, const cv_rules *rules,
+                            cv_instance **out, cv_error *err)
+{
+    kv_store *k = (kv_store *)store;
+    cv_status st = check_key(id, err);
+    if (st != CV_OK)
+        return st;
+
+    kvEntry *entry = NULL;
+    natsStatus s = kvStore_Get(&entry, k->kv, id);
+    if (s == NATS_NOT_FOUND)
+        return cv_error_set(err, CV_ERR_NOT_FOUND, "no instance %s in bucket %s", id, k->bucket);
+    if (s != NATS_OK)
+        return cv_error_set(err, CV_ERR_NATS, "reading instance %s from bucket %s failed: %s", id,
+                            k->bucket, failure_text(s));
+
+    /* The value was written by a node, but the bucket is open to anyone with access. */
+    cv_json_limits limits = {.max_bytes = 0, .max_depth = CV_JSON_MAX_DEPTH};
+    json_t *doc = NULL;
+    st = cv_json_parse(&doc, kvEntry_Value(entry), (size_t)kvEntry_ValueLen(entry), &limits, err);
+    if (st != CV_OK) {
+        cv_error_prefix(err, "stored instance %s", id);
+    } else {
+        cv_instance *instance = NULL;
+        st = decode(doc, id, rules, &instance, err);
+        if (st == CV_OK) {
+            instance->revision = kvEntry_Revision(entry);
+            *out = instance;
+        }
+    }
+    json_decref(doc);
+    kvEntry_Destroy(entry);
+    return st;
+}
+
+static cv_status kv_commit(cv_store *store, cv_instance *instance, cv_error *err)
+{
+    kv_store *k = (kv_store *)store;
+    if (instance->revision == 0)
+        return cv_error_set(err, CV_ERR_INVALID, "instance %s was never stored, so it has no "
+                            "revision to commit against", instance->id);
+    char *text = NULL;
+    size_t len = 0;
+    cv_status st = encode(instance, &text, &len, err);
+    if (st != CV_OK)
+        return st;
+
+    uint64_t revision = 0;
+    jsErrCode code = 0;
+    natsStatus s = put_value(k, instance->id, text, len, instance->revision, &revision, &code);
+    if (s == NATS_OK)
+        instance->revision = revision;
+    else if (is_revision_mismatch(code))
+        st = cv_error_set(err, CV_ERR_CONFLICT,
+                          "instance %s changed in bucket %s since revision %" PRIu64
+                          " was read",
+                          instance->id, k->bucket, instance->revision);
+    else
+        st = write_failure(k, s, instance->id, len, err);
+    free(text);
+    return st;
+}
+
+static void kv_release(cv_store *store, cv_instance *instance)
+{
+    (void)store;
+    cv_instance_destroy(instance); /* each acquire decoded a private copy */
+}
+
+static void kv_destroy(cv_store *store)
+{
+    kv_store *k = (kv_store *)store;
+    kvStore_Destroy(k->kv);
+    jsCtx_Destroy(k->js);
+    free(k);
+}
+
+static const cv_store_ops kv_ops = {
+    .create = kv_create,
+    .acquire = kv_acquire,
+    .commit = kv_commit,
+    .release = kv_release,
+    .destroy = kv_destroy,
+};
+
+/* Binds to the bucket, creating it when missing. */
+static cv_status open_bucket(kv_store *k, const cv_store_kv_options *options, cv_error *err)
+{
+    natsStatus s = js_KeyValue(&k->kv, k->js, k->bucket);
+    if (s == NATS_NOT_FOUND) {
+        kvConfig config;
+        kvConfig_Init(&config);
+        config.Bucket = k->bucket;
+        config.Description = "conveyor instance state: one key per instance id";
+        config.History = 1;
+        config.StorageType =
+            options->storage == CV_STORE_KV_MEMORY ? js_MemoryStorage : js_FileStorage;
+        config.Replicas = options->replicas > 0 ? options->replicas : 1;
+        s = js_CreateKeyValue(&k->kv, k->js, &config);
+        /* Another node may have created it first, with settings of its own. */
+        if (s != NATS_OK && js_KeyValue(&k->kv, k->js, k->bucket) == NATS_OK)
+            s = NATS_OK;
+    }
+    if (s != NATS_OK)
+        return cv_error_set(err, CV_ERR_NATS, "cannot open or create key-value bucket %s: %s",
+                            k->bucket, failure_text(s));
+    return CV_OK;
+}
+
+cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
+                             const cv_store_kv_options *options, cv_error *err)
+{
+    static const cv_store_kv_options defaults = {0};
+    if (options == NULL)
+        options = &defaults;
+    const char *bucket = options->bucket != NULL ? options->bucket : CV_STORE_KV_DEFAULT_BUCKET;
+    if (!cv_text_is_token(bucket) || strlen(bucket) > KV_BUCKET_MAX)
+        return cv_error_set(err, CV_ERR_INVALID,
+                            "bucket name \"%s\" is not 1 to %d characters of [A-Za-z0-9_-]",
+                            bucket, KV_BUCKET_MAX);
+    if (options->replicas < 0 || options->timeout_ms < 0)
+        return cv_error_set(err, CV_ERR_INVALID, "kv store replicas and timeout must not be negative");
+
+    kv_store *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return cv_error_set(err, CV_ERR_NOMEM, "out of memory creating the kv store");
+    k->base.ops = &kv_ops;
+    k->base.name = "kv";
+    k->nc = nc;
+    snprintf(k->bucket, sizeof k->bucket, "%s", bucket);
+
+    k->timeout_ms = options->timeout_ms > 0 ? options->timeout_ms : KV_DEFAULT_TIMEOUT_MS;
+
+    jsOptions js_options;
+    jsOptions_Init(&js_options);
+    js_options.Wait = k->timeout_ms;
+    natsStatus s = natsConnection_JetStream(&k->js, nc, &js_options);
+    cv_status st = CV_OK;
+    if (s != NATS_OK)
+        st = cv_error_set(err, CV_ERR_NATS, "cannot get a JetStream context: %s", failure_text(s));
+    if (st == CV_OK)
+        st = open_bucket(k, options, err);
+    if (st != CV_OK) {
+        kv_destroy(&k->base);
+        return st;
+    }
+    *out = &k->base;
+    return CV_OK;
+}
