@@ -25,7 +25,7 @@
 
 #define EVENTS_STREAM "ORCH_EVENTS"
 
-/* Longest kind name, "instance.cancelled"; keeps history's columns stable. */
+/* Width of the longest event kind, "instance.cancelled", so history's columns line up. */
 #define KIND_WIDTH 18
 
 /* Strings quoted in history's detail column are cut to this many bytes. */
@@ -69,13 +69,25 @@ typedef struct session {
 
 /* ---- shared helpers ---- */
 
+/*
+ * Returns nats.c's text for the failure s: the detailed one it kept for
+ * this thread (a JetStream error's description) when that belongs to s.
+ */
 static const char *failure_text(natsStatus s)
 {
     natsStatus last = NATS_OK;
     const char *text = nats_GetLastError(&last);
-    if (last == s && text != NULL && text[0] != '\0')
-        return text;
-    return natsStatus_GetText(s);
+    if (last != s || text == NULL || text[0] == '\0')
+        return natsStatus_GetText(s);
+    /* nats.c starts some texts with the "(file.c:123): " that set them. */
+    const char *end = text[0] == '(' ? strstr(text, "): ") : NULL;
+    return end != NULL ? end + 3 : text;
+}
+
+/* A JetStream request without a responder means the server runs without JetStream. */
+static const char *jetstream_hint(natsStatus s)
+{
+    return s == NATS_NO_RESPONDERS ? " (is JetStream enabled on the server, nats-server -js?)" : "";
 }
 
 static int64_t remaining_ms(const session *ses)
@@ -146,8 +158,8 @@ static int open_bucket(session *ses, const char *bucket, kvStore **out)
         return CV_EXIT_FAILED;
     }
     if (s != NATS_OK) {
-        fprintf(stderr, "conveyor %s: cannot open key-value bucket %s on %s: %s\n", ses->command,
-                bucket, ses->url, failure_text(s));
+        fprintf(stderr, "conveyor %s: cannot open key-value bucket %s on %s: %s%s\n",
+                ses->command, bucket, ses->url, failure_text(s), jetstream_hint(s));
         return s == NATS_TIMEOUT ? CV_EXIT_TIMEOUT : CV_EXIT_FAILED;
     }
     return CV_EXIT_OK;
@@ -551,8 +563,10 @@ static void append_list(text_buffer *b, const char *name, const json_t *list)
         append(b, "-");
     size_t i;
     json_t *item;
-    json_array_foreach(list, i, item)
-        append(b, "%s%s", i > 0 ? "," : "", json_string_value(item) ? json_string_value(item) : "?");
+    json_array_foreach(list, i, item) {
+        const char *text = json_string_value(item);
+        append(b, "%s%s", i > 0 ? "," : "", text != NULL ? text : "?");
+    }
 }
 
 /* The short detail column: what the event's kind makes worth seeing first. */
@@ -699,8 +713,8 @@ static void print_event_lines(const event_lines *list)
 }
 
 /*
- * Counts the stored events on filter; prints why and returns an exit code
- * when the stream is missing or holds none.
+ * Counts the stored events on filter. Prints why and returns an exit code
+ * when the stream is missing or has none.
  */
 static int count_events(session *ses, const char *filter, const char *id, uint64_t *out)
 {
@@ -711,13 +725,13 @@ static int count_events(session *ses, const char *filter, const char *id, uint64
     jsErrCode code = 0;
     natsStatus s = js_GetStreamInfo(&info, ses->js, EVENTS_STREAM, &jo, &code);
     if (s == NATS_NOT_FOUND) {
-        fprintf(stderr, "conveyor %s: no stream %s on %s; it keeps the events nodes publish\n",
+        fprintf(stderr, "conveyor %s: no stream %s on %s to read events from\n",
                 ses->command, EVENTS_STREAM, ses->url);
         return CV_EXIT_FAILED;
     }
     if (s != NATS_OK) {
-        fprintf(stderr, "conveyor %s: cannot read stream %s on %s: %s\n", ses->command,
-                EVENTS_STREAM, ses->url, failure_text(s));
+        fprintf(stderr, "conveyor %s: cannot read stream %s on %s: %s%s\n", ses->command,
+                EVENTS_STREAM, ses->url, failure_text(s), jetstream_hint(s));
         return s == NATS_TIMEOUT ? CV_EXIT_TIMEOUT : CV_EXIT_FAILED;
     }
     uint64_t total = 0;

@@ -20,7 +20,9 @@
 
 static const char usage[] =
     "conveyor node [--nats URL] [--rules DIR] [--name NAME] [--state kv|memory]\n"
-    "                     [--workers N] [--prefix orch] [--log-level debug|info|warn|error]";
+    "                     [--storage file|memory] [--replicas N] [--ack-wait DURATION]\n"
+    "                     [--workers N] [--prefix orch] [--max-body SIZE]\n"
+    "                     [--log-level debug|info|warn|error]";
 
 typedef struct signal_waiter {
     sigset_t signals;
@@ -100,6 +102,11 @@ static bool read_config(cv_option *options, cv_node_config *config, char *defaul
     if (cv_text_parse_size(cv_options_get(options, "max-body")->value, &config->max_body, &err) !=
         CV_OK) {
         fprintf(stderr, "conveyor node: --max-body: %s\n", err.text);
+        return false;
+    }
+    if (config->max_body < 1024) {
+        fprintf(stderr, "conveyor node: --max-body must be at least 1KiB, got '%s'\n",
+                cv_options_get(options, "max-body")->value);
         return false;
     }
     const char *level = cv_options_get(options, "log-level")->value;

@@ -219,6 +219,10 @@ static int submit(const char *url, const char *prefix, const char *process, cons
     const char *status = json_string_value(json_object_get(answer, "status"));
     if (wait == NULL) {
         printf("%s\n", json_string_value(json_object_get(answer, "instance")));
+        if (json_is_true(json_object_get(answer, "duplicate")))
+            fprintf(stderr, "conveyor submit: instance %s already exists (status %s); nothing new "
+                            "was started\n",
+                    id, status ? status : "unknown");
         code = CV_EXIT_OK;
     } else if (status != NULL && strcmp(status, "running") != 0) {
         /* A repeated request for a finished instance: its events are already gone. */

@@ -7,6 +7,7 @@
 #include "core/jsonx.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Returns the deepest nesting in text, ignoring brackets inside strings. */
@@ -149,4 +150,60 @@ const char *cv_json_type_name(const json_t *value)
     default:
         return "null";
     }
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 when the byte there starts none. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+    size_t len;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        len = 2;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        len = 3;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        len = 4;
+    else
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    }
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0; /* overlong, surrogate or beyond U+10FFFF */
+    return len;
+}
+
+json_t *cv_json_text(const char *text)
+{
+    if (text == NULL)
+        return json_string("");
+    json_t *exact = json_string(text);
+    if (exact != NULL)
+        return exact;
+
+    size_t n = strlen(text);
+    char *clean = malloc(n * 3 + 1);
+    if (clean == NULL)
+        return NULL;
+    size_t out = 0;
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p != '\0') {
+        size_t len = utf8_sequence(p);
+        if (len == 0) {
+            memcpy(clean + out, "\xEF\xBF\xBD", 3);
+            out += 3;
+            p++;
+            continue;
+        }
+        memcpy(clean + out, p, len);
+        out += len;
+        p += len;
+    }
+    clean[out] = '\0';
+    json_t *result = json_string(clean);
+    free(clean);
+    return result;
 }

@@ -51,6 +51,13 @@ bool cv_json_number(const json_t *value, double *out);
  */
 char *cv_json_dump(const json_t *value);
 
+/*
+ * Returns text as a new JSON string, with each byte that is not valid UTF-8
+ * replaced by U+FFFD, so a module's malformed error text is kept rather than
+ * lost (jansson refuses invalid UTF-8). NULL text gives "".
+ */
+json_t *cv_json_text(const char *text);
+
 /* Name of a JSON type as users see it: "string", "number", "object", ... */
 const char *cv_json_type_name(const json_t *value);
 

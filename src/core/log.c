@@ -34,22 +34,38 @@ void cv_log_set_node(const char *node)
     snprintf(node_name, sizeof node_name, "%s", node ? node : "");
 }
 
+/* Returns the length of the message part of text: everything before the first " key=". */
+static size_t message_length(const char *text)
+{
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p != ' ')
+            continue;
+        const char *key = p + 1;
+        while ((*key >= 'a' && *key <= 'z') || *key == '_' || *key == '-')
+            key++;
+        if (key > p + 1 && *key == '=')
+            return (size_t)(p - text);
+    }
+    return strlen(text);
+}
+
 void cv_log_write(cv_log_level level, const char *fmt, ...)
 {
-    char line[4096];
-    char stamp[40];
-    cv_clock_format_rfc3339(cv_clock_wall_ms(), stamp, sizeof stamp);
-
-    int n = snprintf(line, sizeof line, "%s level=%s ", stamp, level_names[level]);
-    if (node_name[0] != '\0' && n < (int)sizeof line)
-        n += snprintf(line + n, sizeof line - (size_t)n, "node=%s ", node_name);
-
+    char text[3584];
     va_list ap;
     va_start(ap, fmt);
-    if (n < (int)sizeof line)
-        n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
 
+    char stamp[40];
+    cv_clock_format_rfc3339(cv_clock_wall_ms(), stamp, sizeof stamp);
+    size_t message = message_length(text);
+    char line[4096];
+    int n = snprintf(line, sizeof line, "%s level=%s msg=\"%.*s\"%s%s%s", stamp,
+                     level_names[level], (int)message, text,
+                     node_name[0] != '\0' ? " node=" : "", node_name, text + message);
+    if (n < 0)
+        return;
     if (n >= (int)sizeof line - 1)
         n = (int)sizeof line - 2;
     line[n++] = '\n';

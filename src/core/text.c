@@ -79,10 +79,12 @@ cv_status cv_text_parse_size(const char *s, size_t *out, cv_error *err)
         for (size_t i = 0; i <= n; i++)
             lower[i] = (char)tolower((unsigned char)unit[i]);
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-            if (strcmp(lower, units[i].unit) == 0 && value * units[i].factor < 1e15) {
-                *out = (size_t)(value * units[i].factor);
-                return CV_OK;
-            }
+            if (strcmp(lower, units[i].unit) != 0)
+                continue;
+            if (value * units[i].factor >= 1e15)
+                return cv_error_set(err, CV_ERR_INVALID, "invalid size \"%s\": too large", s);
+            *out = (size_t)(value * units[i].factor);
+            return CV_OK;
         }
     }
     return cv_error_set(err, CV_ERR_INVALID, "invalid size \"%s\": the unit must be k, m or g", s);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/jsonx.h"
 #include "core/text.h"
 
 static const char *const status_names[] = {"running", "completed", "failed", "cancelled"};
@@ -149,7 +150,7 @@ json_t *cv_instance_to_json(const cv_instance *instance)
                             (json_int_t)instance->created_ms, "updated_ms",
                             (json_int_t)instance->updated_ms);
     if (doc != NULL && instance->error != NULL)
-        json_object_set_new(doc, "error", json_string(instance->error));
+        json_object_set_new(doc, "error", cv_json_text(instance->error));
     if (doc != NULL && instance->outbox != NULL)
         json_object_set(doc, "outbox", instance->outbox);
     return doc;

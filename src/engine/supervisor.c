@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/jsonx.h"
 #include "engine/decide.h"
 
 static const char *transport_names[] = {"nats", "http", "queue", "lua"};
@@ -51,7 +52,7 @@ static void fail_instance(cv_instance *instance, cv_effects *effects, const char
     instance->waiting_count = 0;
 
     json_t *body = cv_supervisor_event_base(instance);
-    json_object_set_new(body, "error", json_string(reason));
+    json_object_set_new(body, "error", cv_json_text(reason));
     json_object_set(body, "steps", instance->trail);
     json_object_set(body, "data", instance->data);
     cv_effects_add_event(effects, "instance.failed", NULL, body);
@@ -188,7 +189,7 @@ static cv_status ignore_result(cv_instance *instance, const cv_step_result *resu
                                const char *reason, cv_effects *effects)
 {
     json_t *body = cv_supervisor_event_base(instance);
-    json_object_set_new(body, "step", json_string(result->step));
+    json_object_set_new(body, "step", cv_json_text(result->step));
     json_object_set_new(body, "attempt", json_integer(result->attempt));
     json_object_set_new(body, "reason", json_string(reason));
     return cv_effects_add_event(effects, "reply.ignored", result->token, body);
@@ -206,10 +207,10 @@ static cv_status fail_step(cv_instance *instance, int step, int attempt, const c
 {
     const cv_step *s = &instance->process->steps[step];
     json_object_set_new(instance->data, s->id,
-                        json_pack("{s:s, s:i}", "error", error, "attempts", attempt));
+                        json_pack("{s:o, s:i}", "error", cv_json_text(error), "attempts", attempt));
 
     json_t *body = step_event(instance, step, attempt);
-    json_object_set_new(body, "error", json_string(error));
+    json_object_set_new(body, "error", cv_json_text(error));
     json_object_set_new(body, "permanent", json_boolean(permanent));
     if (s->has_on_error) {
         cv_decision decision = {.by = CV_DECIDED_BY_NEXT, .count = s->on_error.count,

@@ -47,9 +47,38 @@ static natsStatus send_event(natsConnection *nc, const char *subject, const char
     return s;
 }
 
+/* The operator's line for an event: lifecycle at info, failures at warn, step traffic at debug. */
+static void log_event(const cv_instance *instance, const char *kind, const json_t *body)
+{
+    const char *step = json_string_value(json_object_get(body, "step"));
+    const char *error = json_string_value(json_object_get(body, "error"));
+    long long attempt = (long long)json_integer_value(json_object_get(body, "attempt"));
+    const char *process = instance->process->name;
+
+    if (strcmp(kind, "instance.started") == 0)
+        CV_INFO("instance started instance=%s process=%s", instance->id, process);
+    else if (strcmp(kind, "instance.completed") == 0)
+        CV_INFO("instance completed instance=%s process=%s steps=%zu", instance->id, process,
+                json_array_size(json_object_get(body, "steps")));
+    else if (strcmp(kind, "instance.failed") == 0)
+        CV_WARN("instance failed instance=%s process=%s error=%s", instance->id, process,
+                cv_log_quote(error));
+    else if (strcmp(kind, "step.failed") == 0)
+        CV_WARN("step failed instance=%s process=%s step=%s attempt=%lld error=%s", instance->id,
+                process, step, attempt, cv_log_quote(error));
+    else if (strcmp(kind, "reply.ignored") == 0)
+        CV_INFO("reply ignored instance=%s process=%s step=%s attempt=%lld reason=%s",
+                instance->id, process, step, attempt,
+                cv_log_quote(json_string_value(json_object_get(body, "reason"))));
+    else
+        CV_DEBUG("%s instance=%s process=%s step=%s attempt=%lld", kind, instance->id, process,
+                 step ? step : "-", attempt);
+}
+
 void cv_events_publish(cv_node *node, const cv_instance *instance, const char *kind,
                        const char *token, json_t *body)
 {
+    log_event(instance, kind, body);
     char subject[CV_SUBJECT_MAX];
     if (!cv_subject_event(subject, node->config.prefix, instance->process->name, instance->id,
                           kind))

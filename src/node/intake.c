@@ -21,6 +21,7 @@ void cv_intake_instance_id(natsMsg *msg, char *out)
         return;
     }
     if (strlen(requested) > CV_INSTANCE_ID_MAX || !cv_text_is_token(requested)) {
+        /* An empty header is invalid too: cv_text_is_token rejects "". */
         out[0] = '\0';
         return;
     }
@@ -35,6 +36,15 @@ static void answer(cv_node *node, natsMsg *msg, json_t *body)
         return;
     }
     char *text = cv_json_dump(body);
+    size_t limit = (size_t)natsConnection_GetMaxPayload(node->nc);
+    if (text != NULL && limit > 0 && strlen(text) > limit) {
+        /* A finished instance's data may not fit one message; its id and status always do. */
+        free(text);
+        json_object_del(body, "data");
+        json_object_del(body, "steps");
+        json_object_set_new(body, "omitted", json_string("data and steps exceed max_payload"));
+        text = cv_json_dump(body);
+    }
     json_decref(body);
     if (text == NULL)
         return;
@@ -55,10 +65,16 @@ static void reject(cv_node *node, natsMsg *msg, const char *reason)
 static void known_processes(const cv_rules *rules, char *buf, size_t size)
 {
     size_t n = 0;
+    size_t count = cv_rules_process_count(rules);
     buf[0] = '\0';
-    for (size_t i = 0; i < cv_rules_process_count(rules) && n < size; i++)
-        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "",
-                              cv_rules_process_at(rules, i)->name);
+    for (size_t i = 0; i < count; i++) {
+        const char *name = cv_rules_process_at(rules, i)->name;
+        if (n + strlen(name) + 16 >= size) {
+            snprintf(buf + n, size - n, "%s... %zu more", i ? ", " : "", count - i);
+            return;
+        }
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", name);
+    }
 }
 
 /* Checks the request; returns its body as a new object, or NULL after rejecting it. */
@@ -101,20 +117,34 @@ static json_t *accept_body(cv_worker *worker, natsMsg *msg, const cv_process **p
     return body;
 }
 
+/*
+ * Answers a repeated request with the existing instance's process and
+ * status, and, once it has ended, its steps and data so that a client
+ * waiting for the result gets it even though the events are gone.
+ */
 static void answer_duplicate(cv_worker *worker, natsMsg *msg, const char *id,
                              const cv_process *process)
 {
     cv_store *store = worker->node->store;
     cv_instance *existing = NULL;
-    const char *status = "running";
+    json_t *body = json_pack("{s:s, s:s, s:b, s:s}", "instance", id, "process", process->name,
+                             "duplicate", 1, "status", "running");
     if (store->ops->acquire(store, id, worker->rules, &existing, NULL) == CV_OK) {
-        status = cv_instance_status_name(existing->status);
+        json_object_set_new(body, "process", json_string(existing->process->name));
+        json_object_set_new(body, "status",
+                            json_string(cv_instance_status_name(existing->status)));
+        if (existing->status != CV_INSTANCE_RUNNING) {
+            json_object_set(body, "steps", existing->trail);
+            json_object_set(body, "data", existing->data);
+            if (existing->error != NULL)
+                json_object_set_new(body, "error", cv_json_text(existing->error));
+        }
         store->ops->release(store, existing);
     }
-    CV_INFO("request repeated instance=%s process=%s status=%s", id, process->name, status);
-    answer(worker->node, msg,
-           json_pack("{s:s, s:s, s:b, s:s}", "instance", id, "process", process->name,
-                     "duplicate", 1, "status", status));
+    CV_INFO("request repeated instance=%s process=%s status=%s", id,
+            json_string_value(json_object_get(body, "process")),
+            json_string_value(json_object_get(body, "status")));
+    answer(worker->node, msg, body);
 }
 
 /*
@@ -208,7 +238,6 @@ void cv_intake_handle(cv_worker *worker, cv_work *item)
         return;
     }
 
-    CV_DEBUG("instance started instance=%s process=%s", instance->id, process->name);
     answer(node, msg, json_pack("{s:s, s:s}", "instance", instance->id, "process", process->name));
     cv_worker_run_effects(worker, instance);
     node->store->ops->release(node->store, instance);

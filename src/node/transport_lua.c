@@ -4,6 +4,10 @@
  * document a NATS module would receive. A Lua error is a permanent failure:
  * the same code on the same data would fail again.
  */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "node/node_internal.h"
 
@@ -23,6 +27,19 @@ void cv_transport_lua_run(cv_worker *worker, const cv_instance *instance,
                                  step->params, &output, &err);
     json_decref(body);
     if (st != CV_OK) {
+        CV_WARN("lua module failed instance=%s step=%s attempt=%d error=%s", instance->id,
+                step->id, order->attempt, cv_log_quote(err.text));
+        cv_dispatch_local_result(worker, instance, order, NULL, err.text, true);
+        return;
+    }
+    char *text = cv_json_dump(output);
+    size_t size = text ? strlen(text) : 0;
+    free(text);
+    if (size > worker->node->config.max_body) {
+        cv_error_set(&err, CV_ERR_LIMIT,
+                     "Lua module output is %zu bytes, over the limit of %zu bytes", size,
+                     worker->node->config.max_body);
+        json_decref(output);
         CV_WARN("lua module failed instance=%s step=%s attempt=%d error=%s", instance->id,
                 step->id, order->attempt, cv_log_quote(err.text));
         cv_dispatch_local_result(worker, instance, order, NULL, err.text, true);

@@ -32,16 +32,9 @@ void cv_node_route_work(cv_node *node, cv_work *item)
 void cv_worker_run_effects(cv_worker *worker, cv_instance *instance)
 {
     cv_effects *effects = &worker->effects;
-    for (size_t i = 0; i < effects->event_count; i++) {
-        json_t *body = effects->events[i].body;
-        if (strcmp(effects->events[i].kind, "reply.ignored") == 0)
-            CV_INFO("reply ignored instance=%s step=%s attempt=%lld reason=%s",
-                    instance->id, json_string_value(json_object_get(body, "step")),
-                    (long long)json_integer_value(json_object_get(body, "attempt")),
-                    cv_log_quote(json_string_value(json_object_get(body, "reason"))));
+    for (size_t i = 0; i < effects->event_count; i++)
         cv_events_publish(worker->node, instance, effects->events[i].kind,
-                          effects->events[i].token, body);
-    }
+                          effects->events[i].token, effects->events[i].body);
     for (size_t i = 0; i < effects->dispatch_count; i++)
         cv_dispatch_send(worker, instance, &effects->dispatches[i]);
     cv_effects_reset(effects);

@@ -10,10 +10,10 @@
  *
  * Globals: the real globals table of the state (with `debug`, for engine
  * chunks only) is never reachable from rules. Rules see a separate table G
- * of allow-listed functions and read-only library proxies; each file's
- * environment is an empty proxy whose reads go to the file's own globals,
- * then to G, and whose writes go to the file's own globals until the
- * sandbox is frozen.
+ * of allow-listed functions and read-only library proxies. Each file's
+ * environment is an empty proxy: reads go to the file's own globals, then
+ * to G, and writes go to the file's own globals until the sandbox is
+ * frozen.
  */
 #include "rules/sandbox.h"
 
@@ -103,6 +103,30 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     lua_error(L);
 }
 
+/*
+ * Charges one hook interval for every coroutine created. A new thread's
+ * hook count starts afresh, so up to an interval of each coroutine's
+ * instructions would otherwise go uncounted, and a loop of short
+ * coroutines could run far past the budget.
+ */
+static int charged_coroutine(lua_State *L)
+{
+    cv_sandbox *sb = sandbox_of(L);
+    if (sb->depth > 0) {
+        sb->instructions += sb->hook_interval;
+        if (sb->instructions > sb->instruction_budget) {
+            sb->aborted = true;
+            lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+            return luaL_error(L, "%s", sb->instruction_message);
+        }
+    }
+    int nargs = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, nargs, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static void start_budgets(cv_sandbox *sb)
 {
     sb->instructions = 0;
@@ -142,7 +166,10 @@ static void mark_protected(lua_State *L, int idx)
     lua_pop(L, 1);
 }
 
-/* setmetatable without __gc: finalizers run with hooks off, so no budget could stop them. */
+/*
+ * setmetatable without __gc: Lua 5.4 turns hooks off while finalizers run
+ * (GCTM in lgc.c), so no budget could stop one.
+ */
 static int sandbox_setmetatable(lua_State *L)
 {
     int type = lua_type(L, 2);
@@ -316,7 +343,7 @@ static const char *const base_functions[] = {
 };
 
 static const char *const shared_libraries[] = {
-    LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME, LUA_COLIBNAME, NULL,
+    LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME, NULL,
 };
 
 static const char *const os_functions[] = {"time", "clock", "date", NULL};
@@ -357,6 +384,26 @@ static void add_libraries(lua_State *L)
         lua_setfield(L, -3, *name);
         lua_pop(L, 1);
     }
+
+    /* coroutine, with create and wrap charged against the instruction budget. */
+    lua_newtable(L);
+    lua_getglobal(L, LUA_COLIBNAME);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -5);
+    }
+    static const char *const charged[] = {"create", "wrap", NULL};
+    for (const char *const *name = charged; *name != NULL; name++) {
+        lua_getfield(L, -1, *name);
+        lua_pushcclosure(L, charged_coroutine, 1);
+        lua_setfield(L, -3, *name);
+    }
+    lua_pop(L, 1);
+    push_readonly(L, -1, LUA_COLIBNAME);
+    lua_setfield(L, -3, LUA_COLIBNAME);
+    lua_pop(L, 1);
 
     lua_createtable(L, 0, 3);
     lua_getglobal(L, LUA_OSLIBNAME);

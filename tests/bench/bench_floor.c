@@ -43,6 +43,7 @@ typedef struct options {
     int duration_s;
     int body_size;
     bool asap;
+    bool threads; /* --drive threads: one thread per instance, blocking requests */
 } options;
 
 typedef struct slot {
@@ -69,6 +70,7 @@ typedef struct floor_state {
     unsigned long long completed;
     int64_t last_completion_ns;
     bench_hist hist;
+    pthread_t *threads;
 } floor_state;
 
 /* A parked instance: what an orchestrator without a store must keep at least. */
@@ -77,12 +79,13 @@ typedef struct parked {
     char *request;
 } parked;
 
-static void send_step(floor_state *f, int index, unsigned long long seq, int step)
+/* Builds step number step of an instance, with reply (NULL for none) as its reply subject. */
+static natsStatus create_step(natsMsg **out, floor_state *f, const char *reply, int index,
+                              unsigned long long seq, int step)
 {
-    char id[96], reply[128], step_id[16];
+    char id[96], step_id[16];
     natsMsg *msg = NULL;
     snprintf(id, sizeof id, "%s-%d-%llu", f->run, index, seq);
-    snprintf(reply, sizeof reply, "%s.%d", f->inbox, index);
     snprintf(step_id, sizeof step_id, "s%d", step);
     natsStatus s = natsMsg_Create(&msg, f->subject, reply, f->body, (int)f->body_length);
     if (s == NATS_OK)
@@ -94,10 +97,74 @@ static void send_step(floor_state *f, int index, unsigned long long seq, int ste
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, "Orch-Attempt", "1");
     if (s == NATS_OK)
+        *out = msg;
+    else
+        natsMsg_Destroy(msg);
+    return s;
+}
+
+static void send_step(floor_state *f, int index, unsigned long long seq, int step)
+{
+    char reply[128];
+    natsMsg *msg = NULL;
+    snprintf(reply, sizeof reply, "%s.%d", f->inbox, index);
+    natsStatus s = create_step(&msg, f, reply, index, seq, step);
+    if (s == NATS_OK)
         s = natsConnection_PublishMsg(f->nc, msg);
     natsMsg_Destroy(msg);
     if (s != NATS_OK)
         bench_fail(PROGRAM, "publish to %s failed: %s", f->subject, natsStatus_GetText(s));
+}
+
+typedef struct thread_arg {
+    floor_state *f;
+    int index;
+} thread_arg;
+
+/* --drive threads: one instance after another with blocking requests, until stopping. */
+static void *drive_slot(void *closure)
+{
+    thread_arg *arg = closure;
+    floor_state *f = arg->f;
+    for (unsigned long long seq = 0;; seq++) {
+        int64_t started = bench_now_ns();
+        for (int step = 1; step <= f->opt->steps; step++) {
+            natsMsg *msg = NULL, *reply = NULL;
+            natsStatus s = create_step(&msg, f, NULL, arg->index, seq, step);
+            if (s == NATS_OK)
+                s = natsConnection_RequestMsg(&reply, f->nc, msg, 10000);
+            natsMsg_Destroy(msg);
+            if (s != NATS_OK)
+                bench_fail(PROGRAM, "request to %s failed: %s", f->subject, natsStatus_GetText(s));
+            natsMsg_Destroy(reply);
+        }
+        int64_t now = bench_now_ns();
+        pthread_mutex_lock(&f->lock);
+        f->last_completion_ns = now;
+        if (f->measuring) {
+            f->completed++;
+            bench_hist_record(&f->hist, now - started);
+        }
+        bool stop = f->stopping;
+        if (stop)
+            f->busy_count--;
+        pthread_mutex_unlock(&f->lock);
+        if (stop)
+            return NULL;
+    }
+}
+
+static void start_threads(floor_state *f)
+{
+    static thread_arg args[MAX_INFLIGHT];
+    f->threads = calloc((size_t)f->opt->inflight, sizeof *f->threads);
+    if (f->threads == NULL)
+        bench_fail(PROGRAM, "out of memory starting %d threads", f->opt->inflight);
+    for (int i = 0; i < f->opt->inflight; i++) {
+        args[i] = (thread_arg){.f = f, .index = i};
+        if (pthread_create(&f->threads[i], NULL, drive_slot, &args[i]) != 0)
+            bench_fail(PROGRAM, "cannot start thread %d", i);
+    }
 }
 
 static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -195,8 +262,12 @@ static int run_chain(floor_state *f)
         f->busy_count++;
     }
     pthread_mutex_unlock(&f->lock);
-    for (int i = 0; i < opt->inflight; i++)
-        send_step(f, i, 0, 1);
+    if (opt->threads)
+        start_threads(f);
+    else {
+        for (int i = 0; i < opt->inflight; i++)
+            send_step(f, i, 0, 1);
+    }
 
     wait_running(f, opt->warmup_s);
     control_request(f, "reset", report, sizeof report);
@@ -227,14 +298,20 @@ static int run_chain(floor_state *f)
             break;
         bench_sleep_ms(10);
     }
+    if (opt->threads) {
+        for (int i = 0; i < opt->inflight; i++)
+            pthread_join(f->threads[i], NULL);
+        free(f->threads);
+    }
 
     double seconds = (double)window / 1e9;
     double rate = (double)completed / seconds;
     printf("instances=%llu window_s=%.3f instances_per_s=%.1f steps_per_s=%.1f "
-           "inst_p50_us=%.1f inst_p99_us=%.1f asap=%d %s\n",
+           "inst_p50_us=%.1f inst_p99_us=%.1f asap=%d drive=%s %s\n",
            completed, seconds, rate, rate * opt->steps,
            (double)bench_hist_quantile(&hist, 0.50) / 1000.0,
-           (double)bench_hist_quantile(&hist, 0.99) / 1000.0, opt->asap, report);
+           (double)bench_hist_quantile(&hist, 0.99) / 1000.0, opt->asap,
+           opt->threads ? "threads" : "callbacks", report);
     natsSubscription_Destroy(sub);
     return 0;
 }
@@ -298,7 +375,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: " PROGRAM " --mode run --nats URL --subsystem NAME [--inflight W] [--steps N]\n"
-            "                   [--asap on|off] [--warmup S] [--duration S] [--control SUBJECT]\n"
+            "                   [--asap on|off] [--drive callbacks|threads] [--warmup S]\n"
+            "                   [--duration S] [--control SUBJECT]\n"
             "       " PROGRAM " --mode park --nats URL --subsystem NAME --counts N,N...\n"
             "       common: [--prefix orch] [--body-size BYTES]\n");
     exit(2);
@@ -322,6 +400,10 @@ static void parse_options(options *opt, int argc, char **argv)
             opt->counts = value;
         else if (strcmp(arg, "--asap") == 0)
             opt->asap = bench_parse_switch(arg, value);
+        else if (strcmp(arg, "--drive") == 0 && strcmp(value, "threads") == 0)
+            opt->threads = true;
+        else if (strcmp(arg, "--drive") == 0 && strcmp(value, "callbacks") == 0)
+            opt->threads = false;
         else if (strcmp(arg, "--inflight") == 0)
             opt->inflight = (int)bench_parse_number(arg, value, 1, MAX_INFLIGHT);
         else if (strcmp(arg, "--steps") == 0)

@@ -22,7 +22,7 @@ typedef struct fixture {
     cv_test_node node;
     natsConnection *nc;
     cv_test_recorder events;
-    cv_test_module modules[8];
+    cv_test_module modules[16];
     int module_count;
 } fixture;
 
@@ -103,8 +103,29 @@ static cv_test_answer twice_handler(const json_t *step, natsMsg *msg, char *scra
     return answer;
 }
 
+/* "late": answers and remembers the reply subject, so the test can answer again later. */
+static char late_reply_subject[512];
+
+static cv_test_answer late_handler(const json_t *step, natsMsg *msg, char *scratch, void *context)
+{
+    snprintf(late_reply_subject, sizeof late_reply_subject, "%s", natsMsg_GetReply(msg));
+    return cv_test_echo_handler(step, msg, scratch, context);
+}
+
+/* "odd-error": fails with an error text that is not valid UTF-8. */
+static cv_test_answer odd_error_handler(const json_t *step, natsMsg *msg, char *scratch,
+                                        void *context)
+{
+    (void)step;
+    (void)msg;
+    (void)context;
+    snprintf(scratch, 4096, "CRM said \xff\xfe \"no\"");
+    return (cv_test_answer){.error = scratch, .permanent = true};
+}
+
 static void start_module(const char *subsystem, cv_test_handler handler)
 {
+    assert_true(fx.module_count < (int)(sizeof fx.modules / sizeof fx.modules[0]));
     cv_test_module_start(&fx.modules[fx.module_count++], fx.nc, subsystem, handler, NULL);
 }
 
@@ -123,6 +144,8 @@ static int setup(void **state)
     start_module("shape", shape_handler);
     start_module("inspect", inspect_handler);
     start_module("twice", twice_handler);
+    start_module("late", late_handler);
+    start_module("odd-error", odd_error_handler);
     return 0;
 }
 
@@ -499,6 +522,38 @@ static void duplicate_reply_is_ignored(void **state)
     json_decref(end);
 }
 
+static void late_reply_after_end_is_recorded(void **state)
+{
+    (void)state;
+    char id[32];
+    json_t *end = run_instance("late-reply", "{}", id);
+    json_decref(end);
+    assert_true(late_reply_subject[0] != '\0');
+    assert_int_equal(natsConnection_PublishString(fx.nc, late_reply_subject, "{\"again\": 1}"),
+                     NATS_OK);
+    char infix[64];
+    snprintf(infix, sizeof infix, ".%s.", id);
+    assert_true(cv_test_recorder_wait(&fx.events, infix, "reply.ignored", 1, 5000));
+    json_t *ignored = find_event(id, "only", "reply.ignored");
+    assert_string_equal(json_string_value(json_object_get(ignored, "reason")),
+                        "instance is no longer running");
+    json_decref(ignored);
+    assert_int_equal(count_events(id, "instance.completed"), 1);
+}
+
+static void invalid_utf8_error_is_kept(void **state)
+{
+    (void)state;
+    char id[32];
+    json_t *end = run_instance("odd-error", "{}", id);
+    const char *stored = json_string_value(
+        json_object_get(json_object_get(json_object_get(end, "data"), "only"), "error"));
+    assert_non_null(stored);
+    assert_string_equal(stored, "CRM said \xef\xbf\xbd\xef\xbf\xbd \"no\"");
+    assert_non_null(strstr(json_string_value(json_object_get(end, "error")), "CRM said"));
+    json_decref(end);
+}
+
 int main(int argc, char **argv)
 {
     cv_test_state_from_args(argc, argv);
@@ -518,6 +573,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(step_without_module_fails_clearly),
         cmocka_unit_test(input_and_params_reach_module),
         cmocka_unit_test(duplicate_reply_is_ignored),
+        cmocka_unit_test(late_reply_after_end_is_recorded),
+        cmocka_unit_test(invalid_utf8_error_is_kept),
     };
     return cmocka_run_group_tests_name("integration/flow", tests, setup, teardown);
 }

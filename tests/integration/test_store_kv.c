@@ -298,7 +298,7 @@ static void bucket_created_then_reused(void **state)
     store->ops->release(store, instance);
     cv_store_destroy(store);
 
-    /* A second start asks for file storage; the bucket keeps its own settings and data. */
+    /* A second start requests file storage, but the bucket keeps its own settings and data. */
     store = open_store("reuse_me", CV_STORE_KV_FILE);
     assert_int_equal(js_GetStreamInfo(&info, fx.js, "KV_reuse_me", NULL, NULL), NATS_OK);
     assert_int_equal(info->Config->Storage, js_MemoryStorage);
@@ -512,11 +512,12 @@ static void list_prints_newest_first(void **state)
     (void)state;
     run_result r = run_cli((const char *[]){"list", NULL});
     assert_int_equal(r.code, 0);
-    assert_string_equal(r.out,
-                        "ID       PROCESS       STATUS     UPDATED                   IN FLIGHT\n"
-                        "cli-new  failing-hard  failed     2026-01-01T02:00:00.000Z  -\n"
-                        "cli-mid  fanout        running    2026-01-01T01:00:00.000Z  left#1,right#2\n"
-                        "cli-old  linear        completed  2026-01-01T00:00:00.000Z  -\n");
+    assert_string_equal(
+        r.out,
+        "ID       PROCESS       STATUS     UPDATED                   IN FLIGHT\n"
+        "cli-new  failing-hard  failed     2026-01-01T02:00:00.000Z  -\n"
+        "cli-mid  fanout        running    2026-01-01T01:00:00.000Z  left#1,right#2\n"
+        "cli-old  linear        completed  2026-01-01T00:00:00.000Z  -\n");
     assert_string_equal(r.err, "");
     run_free(&r);
 }

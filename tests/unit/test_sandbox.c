@@ -106,6 +106,19 @@ static void test_budget_counts_coroutines(void **state)
                     CV_ERR_LIMIT, &err);
     assert_non_null(strstr(text, "rule exceeded its instruction budget"));
     assert_string_equal(run_text(*state, "return 'ok'"), "ok");
+
+    /* Each coroutine runs fewer instructions than one hook interval, yet they add up. */
+    text = run_fail(*state,
+                    "for i = 1, 1000 do\n"
+                    "  coroutine.wrap(function() for j = 1, 300 do end end)()\n"
+                    "end",
+                    CV_ERR_LIMIT, &err);
+    assert_string_equal(text,
+                        "chunk.lua:2: rule exceeded its instruction budget of 200000 instructions");
+    assert_string_equal(run_text(*state, "local co = coroutine.create(function(a) "
+                                         "coroutine.yield(a + 1) end)\n"
+                                         "return tostring(select(2, coroutine.resume(co, 41)))"),
+                        "42");
 }
 
 static void test_budget_is_per_call(void **state)

@@ -172,3 +172,28 @@ process "outside" {
     after = { subsystem = "outside-answer" },
   },
 }
+
+-- Used by the durability tests: a fan-out and a join, four steps an instance.
+process "durable" {
+  start = "split",
+  steps = {
+    split = { subsystem = "echo", next = { "left", "right" } },
+    left = { subsystem = "echo", next = { "merge" } },
+    right = { subsystem = "echo", next = { "merge" } },
+    merge = { subsystem = "echo", prev = { "left", "right" }, join = "all" },
+  },
+}
+
+process "late-reply" {
+  start = "only",
+  steps = {
+    only = { subsystem = "late" },
+  },
+}
+
+process "odd-error" {
+  start = "only",
+  steps = {
+    only = { subsystem = "odd-error" },
+  },
+}
