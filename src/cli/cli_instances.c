@@ -1,7 +1,9 @@
 /*
  * conveyor instances list | show | history: operator views of the
  * instances that nodes run with --state kv keep in a JetStream key-value
- * bucket, and of the lifecycle events kept in the stream ORCH_EVENTS.
+ * bucket, and of the lifecycle events kept in the stream ORCH_EVENTS. Both
+ * names follow --prefix the way a node derives them: "orch" gives the
+ * bucket orch_instances and the stream ORCH_EVENTS.
  *
  * list reads every current entry of the bucket through one watcher (an
  * ordered consumer), keeps the newest --limit matches and prints them as
@@ -21,9 +23,7 @@
 #include "core/jsonx.h"
 #include "core/text.h"
 #include "engine/instance.h"
-#include "store/store.h"
-
-#define EVENTS_STREAM "ORCH_EVENTS"
+#include "node/streams.h"
 
 /* Width of the longest event kind, "instance.cancelled", so history's columns line up. */
 #define KIND_WIDTH 18
@@ -37,13 +37,14 @@ static const char usage_top[] =
     "conveyor instances list|show|history ...\n\n"
     "  list     the newest instances in the bucket, with their status and steps in flight\n"
     "  show     the stored state of one instance as JSON\n"
-    "  history  the lifecycle events of one instance from the stream " EVENTS_STREAM "\n\n"
+    "  history  the lifecycle events of one instance from the stream ORCH_EVENTS\n\n"
     "Run 'conveyor instances COMMAND --help' for a command's options.";
 static const char usage_list[] =
     "conveyor instances list [--process P] [--status running|completed|failed|cancelled] "
-    "[--limit N] [--bucket NAME] [--nats URL] [--timeout SECONDS]";
+    "[--limit N] [--bucket NAME] [--prefix PREFIX] [--nats URL] [--timeout SECONDS]";
 static const char usage_show[] =
-    "conveyor instances show ID [--bucket NAME] [--nats URL] [--timeout SECONDS]";
+    "conveyor instances show ID [--bucket NAME] [--prefix PREFIX] [--nats URL] "
+    "[--timeout SECONDS]";
 static const char usage_history[] =
     "conveyor instances history ID [--process P] [--json] [--prefix PREFIX] [--nats URL] "
     "[--timeout SECONDS]";
@@ -51,8 +52,12 @@ static const char usage_history[] =
 #define OPTION_NATS \
     {"nats", CV_OPTION_VALUE, "URL", "NATS server URL", "nats://127.0.0.1:4222", NULL, false}
 #define OPTION_BUCKET \
-    {"bucket", CV_OPTION_VALUE, "NAME", "key-value bucket the nodes store instances in", \
-     CV_STORE_KV_DEFAULT_BUCKET, NULL, false}
+    {"bucket", CV_OPTION_VALUE, "NAME", \
+     "key-value bucket the nodes store instances in (default: PREFIX_instances)", NULL, NULL, \
+     false}
+#define OPTION_PREFIX \
+    {"prefix", CV_OPTION_VALUE, "PREFIX", "first token of every subject the nodes use", "orch", \
+     NULL, false}
 #define OPTION_TIMEOUT \
     {"timeout", CV_OPTION_VALUE, "SECONDS", "give up after this many seconds", "30", NULL, false}
 #define OPTION_END {NULL, CV_OPTION_VALUE, NULL, NULL, NULL, NULL, false}
@@ -60,6 +65,8 @@ static const char usage_history[] =
 /* A connection and JetStream context for one command; `command` names it in messages. */
 typedef struct session {
     const char *command;
+    char bucket[CV_STREAM_NAME_MAX];
+    char stream[CV_STREAM_NAME_MAX]; /* the events stream */
     const char *url;
     int64_t timeout_ms;
     int64_t deadline_ms; /* monotonic */
@@ -110,6 +117,31 @@ static bool parse_timeout(session *ses, const char *text)
     return true;
 }
 
+/*
+ * Derives the bucket and events stream names from --prefix, unless bucket
+ * (--bucket, or NULL) names the bucket. Prints why and returns false for a
+ * bad name.
+ */
+static bool resolve_names(session *ses, cv_option *options, const char *bucket)
+{
+    const char *prefix = cv_options_get(options, "prefix")->value;
+    if (!cv_text_is_token(prefix) || strlen(prefix) > CV_STREAM_NAME_MAX / 2) {
+        fprintf(stderr, "conveyor %s: --prefix must be a subject token of [A-Za-z0-9_-], got "
+                "'%s'\n", ses->command, prefix);
+        return false;
+    }
+    cv_streams_name(ses->stream, prefix, "EVENTS");
+    cv_streams_bucket_name(ses->bucket, prefix);
+    if (bucket != NULL && strlen(bucket) >= sizeof ses->bucket) {
+        fprintf(stderr, "conveyor %s: --bucket must be shorter than %zu characters\n",
+                ses->command, sizeof ses->bucket);
+        return false;
+    }
+    if (bucket != NULL)
+        snprintf(ses->bucket, sizeof ses->bucket, "%s", bucket);
+    return true;
+}
+
 static int session_open(session *ses, const char *url)
 {
     ses->url = url;
@@ -147,8 +179,9 @@ static void session_close(session *ses)
 }
 
 /* Binds to the instance bucket; prints why and returns an exit code when it cannot. */
-static int open_bucket(session *ses, const char *bucket, kvStore **out)
+static int open_bucket(session *ses, kvStore **out)
 {
+    const char *bucket = ses->bucket;
     natsStatus s = js_KeyValue(out, ses->js, bucket);
     if (s == NATS_NOT_FOUND) {
         fprintf(stderr,
@@ -388,7 +421,6 @@ static int read_bucket(session *ses, kvStore *kv, table *t, const char *process,
 
 static int run_list(session *ses, cv_option *options)
 {
-    const char *bucket = cv_options_get(options, "bucket")->value;
     const char *process = cv_options_get(options, "process")->value;
     const char *status = cv_options_get(options, "status")->value;
     const char *limit_text = cv_options_get(options, "limit")->value;
@@ -408,12 +440,12 @@ static int run_list(session *ses, cv_option *options)
     kvStore *kv = NULL;
     int code = session_open(ses, cv_options_get(options, "nats")->value);
     if (code == CV_EXIT_OK)
-        code = open_bucket(ses, bucket, &kv);
+        code = open_bucket(ses, &kv);
     if (code == CV_EXIT_OK)
         code = read_bucket(ses, kv, &t, process, status);
     if (code == CV_EXIT_OK && t.count == 0)
         fprintf(stderr, "conveyor %s: no instances match in bucket %s (%zu read)\n", ses->command,
-                bucket, t.read);
+                ses->bucket, t.read);
     if (code == CV_EXIT_OK && t.count > 0)
         print_table(&t);
     if (code == CV_EXIT_OK && t.matched > t.count)
@@ -432,6 +464,7 @@ static int command_list(int argc, char **argv)
     cv_option options[] = {
         OPTION_NATS,
         OPTION_BUCKET,
+        OPTION_PREFIX,
         {"process", CV_OPTION_VALUE, "P", "only instances of this process", NULL, NULL, false},
         {"status", CV_OPTION_VALUE, "STATUS",
          "only instances with this status: running, completed, failed or cancelled", NULL, NULL,
@@ -454,19 +487,21 @@ static int command_list(int argc, char **argv)
         return CV_EXIT_USAGE;
     }
     if (!check_process_name(ses.command, cv_options_get(options, "process")) ||
-        !parse_timeout(&ses, cv_options_get(options, "timeout")->value))
+        !parse_timeout(&ses, cv_options_get(options, "timeout")->value) ||
+        !resolve_names(&ses, options, cv_options_get(options, "bucket")->value))
         return CV_EXIT_USAGE;
     return run_list(&ses, options);
 }
 
 /* ---- show ---- */
 
-static int print_stored(session *ses, kvStore *kv, const char *bucket, const char *id)
+static int print_stored(session *ses, kvStore *kv, const char *id)
 {
     kvEntry *e = NULL;
     natsStatus s = kvStore_Get(&e, kv, id);
     if (s == NATS_NOT_FOUND) {
-        fprintf(stderr, "conveyor %s: no instance %s in bucket %s\n", ses->command, id, bucket);
+        fprintf(stderr, "conveyor %s: no instance %s in bucket %s\n", ses->command, id,
+                ses->bucket);
         return CV_EXIT_FAILED;
     }
     if (s != NATS_OK) {
@@ -496,7 +531,7 @@ static int print_stored(session *ses, kvStore *kv, const char *bucket, const cha
 
 static int command_show(int argc, char **argv)
 {
-    cv_option options[] = {OPTION_NATS, OPTION_BUCKET, OPTION_TIMEOUT, OPTION_END};
+    cv_option options[] = {OPTION_NATS, OPTION_BUCKET, OPTION_PREFIX, OPTION_TIMEOUT, OPTION_END};
     session ses = {.command = "instances show"};
     const char *positional[1] = {NULL};
     int count = 0;
@@ -504,16 +539,16 @@ static int command_show(int argc, char **argv)
     if (code >= 0)
         return code;
     if (!check_instance_id(ses.command, positional[0]) ||
-        !parse_timeout(&ses, cv_options_get(options, "timeout")->value))
+        !parse_timeout(&ses, cv_options_get(options, "timeout")->value) ||
+        !resolve_names(&ses, options, cv_options_get(options, "bucket")->value))
         return CV_EXIT_USAGE;
 
-    const char *bucket = cv_options_get(options, "bucket")->value;
     kvStore *kv = NULL;
     code = session_open(&ses, cv_options_get(options, "nats")->value);
     if (code == CV_EXIT_OK)
-        code = open_bucket(&ses, bucket, &kv);
+        code = open_bucket(&ses, &kv);
     if (code == CV_EXIT_OK)
-        code = print_stored(&ses, kv, bucket, positional[0]);
+        code = print_stored(&ses, kv, positional[0]);
     kvStore_Destroy(kv);
     session_close(&ses);
     return code;
@@ -723,15 +758,15 @@ static int count_events(session *ses, const char *filter, const char *id, uint64
     jo.Stream.Info.SubjectsFilter = filter;
     jsStreamInfo *info = NULL;
     jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo(&info, ses->js, EVENTS_STREAM, &jo, &code);
+    natsStatus s = js_GetStreamInfo(&info, ses->js, ses->stream, &jo, &code);
     if (s == NATS_NOT_FOUND) {
         fprintf(stderr, "conveyor %s: no stream %s on %s to read events from\n",
-                ses->command, EVENTS_STREAM, ses->url);
+                ses->command, ses->stream, ses->url);
         return CV_EXIT_FAILED;
     }
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: cannot read stream %s on %s: %s%s\n", ses->command,
-                EVENTS_STREAM, ses->url, failure_text(s), jetstream_hint(s));
+                ses->stream, ses->url, failure_text(s), jetstream_hint(s));
         return s == NATS_TIMEOUT ? CV_EXIT_TIMEOUT : CV_EXIT_FAILED;
     }
     uint64_t total = 0;
@@ -741,7 +776,7 @@ static int count_events(session *ses, const char *filter, const char *id, uint64
     jsStreamInfo_Destroy(info);
     if (total == 0) {
         fprintf(stderr, "conveyor %s: no events of instance %s in stream %s (subjects %s)\n",
-                ses->command, id, EVENTS_STREAM, filter);
+                ses->command, id, ses->stream, filter);
         return CV_EXIT_FAILED;
     }
     *out = total;
@@ -754,7 +789,7 @@ static int read_events(session *ses, const char *filter, const char *prefix, boo
 {
     jsSubOptions so;
     jsSubOptions_Init(&so);
-    so.Stream = EVENTS_STREAM;
+    so.Stream = ses->stream;
     so.Ordered = true;
     so.Config.DeliverPolicy = js_DeliverAll;
     natsSubscription *sub = NULL;
@@ -789,7 +824,7 @@ static int read_events(session *ses, const char *filter, const char *prefix, boo
     }
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: reading stream %s failed: %s\n", ses->command,
-                EVENTS_STREAM, failure_text(s));
+                ses->stream, failure_text(s));
         return CV_EXIT_FAILED;
     }
     return CV_EXIT_OK;
@@ -821,8 +856,7 @@ static int command_history(int argc, char **argv)
 {
     cv_option options[] = {
         OPTION_NATS,
-        {"prefix", CV_OPTION_VALUE, "PREFIX", "first token of every subject", "orch", NULL,
-         false},
+        OPTION_PREFIX,
         {"process", CV_OPTION_VALUE, "P", "the instance's process (default: any)", NULL, NULL,
          false},
         {"json", CV_OPTION_FLAG, NULL, "print each event's body as it was published, one a line",
@@ -837,15 +871,10 @@ static int command_history(int argc, char **argv)
         parse_command(argc, argv, ses.command, options, positional, 1, &count, usage_history);
     if (code >= 0)
         return code;
-    const char *prefix = cv_options_get(options, "prefix")->value;
-    if (!cv_text_is_token(prefix)) {
-        fprintf(stderr, "conveyor %s: --prefix must be a subject token of [A-Za-z0-9_-], got "
-                "'%s'\n", ses.command, prefix);
-        return CV_EXIT_USAGE;
-    }
     if (!check_instance_id(ses.command, positional[0]) ||
         !check_process_name(ses.command, cv_options_get(options, "process")) ||
-        !parse_timeout(&ses, cv_options_get(options, "timeout")->value))
+        !parse_timeout(&ses, cv_options_get(options, "timeout")->value) ||
+        !resolve_names(&ses, options, NULL))
         return CV_EXIT_USAGE;
     return run_history(&ses, options, positional[0]);
 }

@@ -44,7 +44,7 @@
 #define KV_DEFAULT_TIMEOUT_MS 5000
 
 /* Bucket names are limited so that "$KV.<bucket>.<key>" always fits a subject buffer. */
-#define KV_BUCKET_MAX 64
+#define KV_BUCKET_MAX 160
 #define KV_SUBJECT_MAX (8 + KV_BUCKET_MAX + 256)
 
 typedef struct kv_store {
@@ -363,6 +363,7 @@ cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
         return cv_error_set(err, CV_ERR_NOMEM, "out of memory creating the kv store");
     k->base.ops = &kv_ops;
     k->base.name = "kv";
+    k->base.durable = true;
     k->nc = nc;
     snprintf(k->bucket, sizeof k->bucket, "%s", bucket);
 

@@ -12,8 +12,8 @@
  * control subject; see bench_module.c for its definition.
  *
  * --mode park measures the node's memory for instances that wait on a
- * module that never answers: the driver itself subscribes to the step's
- * dispatch subject and never replies. For each count in --counts it submits
+ * module that never replies. The driver itself subscribes to the step's
+ * dispatch subject and plays that module. For each count in --counts it submits
  * instances until that many have been dispatched, then reads VmRSS of
  * --node-pid and prints the growth over the idle node per instance.
  */
@@ -430,6 +430,9 @@ static void parse_options(options *opt, int argc, char **argv)
     }
     if (argc % 2 != 1 || opt->mode == NULL || opt->url == NULL || opt->process == NULL)
         usage();
+    /* An empty --control means no module to ask, as for a module served over HTTP. */
+    if (opt->control != NULL && opt->control[0] == '\0')
+        opt->control = NULL;
     if (strcmp(opt->mode, "park") == 0 &&
         (opt->subsystem == NULL || opt->counts == NULL || opt->node_pid == 0))
         usage();

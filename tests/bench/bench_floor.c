@@ -1,18 +1,20 @@
 /*
- * bench-floor: the floor conveyor is measured against. An ideal
- * orchestrator with no state store, no rules and no events: each instance is
- * a chain of --steps request/reply calls to bench-module over plain NATS,
- * each sending the same request body and the same four Orch-* headers that
- * conveyor sends.
+ * bench-floor: the floor conveyor is measured against, an ideal
+ * orchestrator with no state store, no rules and no events. Each instance
+ * is a chain of --steps request/reply calls to bench-module over plain
+ * NATS. Every call sends the same request body and the same four Orch-*
+ * headers that conveyor sends.
  *
- * --mode run keeps W instances in flight. All of them share one connection
- * and one wildcard reply subscription, <run inbox>.<slot>; a reply's
- * callback sends the slot's next step at once, and after the last step
- * starts the slot's next instance. One callback thread on one connection
- * beat one thread per instance in trials on 2 cores, because the W threads
- * cost a context switch per step. --asap sets nats.c's flush policy:
- * on, every publish is written at once; off, nats.c's flusher thread
- * batches writes after a short sleep (about 1 ms in nats.c 3.4).
+ * --mode run keeps W instances in flight. By default (--drive callbacks)
+ * all of them share one connection and one wildcard reply subscription,
+ * <run inbox>.<slot>; a reply's callback sends the slot's next step at
+ * once, and after the last step starts the slot's next instance. With
+ * --drive threads each instance has its own thread making blocking
+ * requests instead. On the 2-core machine of docs/benchmarks.md the two
+ * were equal at W=1 and callbacks were faster at W=16 and W=256, so
+ * run.sh uses callbacks. --asap sets nats.c's flush policy: on, every
+ * publish is written at once; off, nats.c's flusher thread batches writes
+ * after a short sleep (1 ms in nats.c 3.4.1).
  *
  * --mode park holds --counts instances, each with its own copy of the
  * request, waiting for replies that never come (run bench-module --silent

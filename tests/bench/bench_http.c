@@ -1,7 +1,7 @@
 /*
  * bench-http: the HTTP side of the benchmarks.
  *
- * --mode serve is a small HTTP/1.1 server on 127.0.0.1 that answers every
+ * --mode serve is a small HTTP/1.1 server on 127.0.0.1 that responds to every
  * request at once with 200 and the same small JSON object bench-module
  * sends. It runs on one thread with epoll and keeps connections alive, so
  * it costs little next to what drives it. It writes its port to stdout.
@@ -75,7 +75,7 @@ static size_t complete_request(const connection *c)
     return head + body <= c->used ? head + body : 0;
 }
 
-/* Answers every complete request in the buffer. Returns false when the connection must close. */
+/* Responds to every complete request in the buffer. Returns false when the connection must close. */
 static bool serve_buffer(connection *c, const char *response, size_t response_length)
 {
     size_t length = complete_request(c);

@@ -1,19 +1,19 @@
 /*
  * bench-module: the module every benchmark chains, for conveyor and for the
  * floor alike. It subscribes to <prefix>.dispatch.<subsystem> in the queue
- * group "bench-module" and answers each step at once, on the message's
+ * group "bench-module" and replies to each step at once, on the message's
  * reply subject, with one small fixed JSON object. With --silent it never
- * answers, so steps stay parked.
+ * replies, so steps stay parked.
  *
- * It also measures per-step latency, defined for the whole suite as the
- * time from this module receiving step k of an instance to it receiving
- * step k+1 of the same instance: one module round trip plus whatever the
- * orchestrator does between the reply and the next dispatch. The instance
+ * It also measures per-step latency. For the whole suite that is the time
+ * from this module receiving step k of an instance to it receiving step
+ * k+1 of the same instance. It spans one module round trip plus whatever
+ * the orchestrator does between the reply and the next dispatch. The instance
  * comes from the Orch-Instance header, which conveyor and the floor both
  * send. The first step of an instance gives no sample.
  *
  * Control requests on --control SUBJECT: "reset" clears the counters and
- * the histogram; "report" answers
+ * the histogram; "report" replies with
  * `received=N samples=N step_p50_ns=N step_p99_ns=N`.
  */
 #include <nats/nats.h>

@@ -119,6 +119,7 @@ static cv_instance *fanout_instance(const char *id)
     assert_non_null(cv_instance_add_attempt(instance, step_named(process, "left"), 1));
     assert_non_null(cv_instance_add_attempt(instance, step_named(process, "right"), 2));
     instance->waiting[instance->waiting_count++] = step_named(process, "merge");
+    instance->outbox = json_pack("[{s:s, s:[]}]", "key", "reply-1", "events");
     return instance;
 }
 
@@ -145,6 +146,10 @@ static void assert_same_instance(const cv_instance *a, const cv_instance *b)
     assert_int_equal(a->waiting_count, b->waiting_count);
     for (size_t i = 0; i < a->waiting_count; i++)
         assert_int_equal(a->waiting[i], b->waiting[i]);
+    if (a->outbox == NULL)
+        assert_null(b->outbox);
+    else
+        assert_true(json_equal(a->outbox, b->outbox));
     assert_int_equal(a->created_ms, b->created_ms);
     assert_int_equal(a->updated_ms, b->updated_ms);
     assert_int_equal(a->revision, b->revision);
@@ -600,6 +605,12 @@ static void missing_bucket_is_explained(void **state)
     assert_int_equal(r.code, 1);
     assert_err_contains(&r, "no key-value bucket never_made");
     run_free(&r);
+
+    /* Without --bucket the name follows the subject prefix, as a node names it. */
+    r = run_cli((const char *[]){"list", "--prefix", "billing", NULL});
+    assert_int_equal(r.code, 1);
+    assert_err_contains(&r, "no key-value bucket billing_instances");
+    run_free(&r);
 }
 
 static void show_prints_stored_state(void **state)
@@ -771,6 +782,12 @@ static void history_without_stream_fails(void **state)
     assert_string_equal(r.out, "");
     assert_err_contains(&r, "conveyor instances history: no stream ORCH_EVENTS on "
                             "nats://127.0.0.1:");
+    run_free(&r);
+
+    fill_events_stream();
+    r = run_cli((const char *[]){"history", "cli-mid", "--prefix", "billing", NULL});
+    assert_int_equal(r.code, 1);
+    assert_err_contains(&r, "no stream BILLING_EVENTS on nats://127.0.0.1:");
     run_free(&r);
 }
 

@@ -47,15 +47,8 @@ static bool port_open(int port)
     return open;
 }
 
-void cv_test_server_start(cv_test_server *server)
+static void launch_server(cv_test_server *server)
 {
-    memset(server, 0, sizeof *server);
-    server->dir = cv_test_temp_dir("conveyor-test");
-    assert_non_null(server->dir);
-    server->port = cv_test_free_port();
-    assert_true(server->port > 0);
-    snprintf(server->url, sizeof server->url, "nats://127.0.0.1:%d", server->port);
-
     char port[16], store[600], log[600];
     snprintf(port, sizeof port, "%d", server->port);
     snprintf(store, sizeof store, "%s/jetstream", server->dir);
@@ -69,6 +62,23 @@ void cv_test_server_start(cv_test_server *server)
         usleep(20000);
     if (!port_open(server->port))
         fail_msg("nats-server did not listen on port %d within 10 s; see %s", server->port, log);
+}
+
+void cv_test_server_start(cv_test_server *server)
+{
+    memset(server, 0, sizeof *server);
+    server->dir = cv_test_temp_dir("conveyor-test");
+    assert_non_null(server->dir);
+    server->port = cv_test_free_port();
+    assert_true(server->port > 0);
+    snprintf(server->url, sizeof server->url, "nats://127.0.0.1:%d", server->port);
+    launch_server(server);
+}
+
+void cv_test_server_restart(cv_test_server *server)
+{
+    cv_test_process_kill(&server->process);
+    launch_server(server);
 }
 
 void cv_test_server_stop(cv_test_server *server)

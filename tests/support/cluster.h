@@ -24,6 +24,9 @@ typedef struct cv_test_server {
 void cv_test_server_start(cv_test_server *server);
 void cv_test_server_stop(cv_test_server *server);
 
+/* Kills the server with SIGKILL and starts it again on the same port and store. */
+void cv_test_server_restart(cv_test_server *server);
+
 /* The --state every node started by cv_test_node_start gets: "kv" unless a test sets it. */
 extern const char *cv_test_state;
 

@@ -1,5 +1,5 @@
--- bench-seed: the shape of the seed system's processes, where every step
--- carries a nested condition tree (field / operation / success / failure /
+-- bench-seed: the shape of the processes of the system conveyor replaces
+-- (its "seed" format), where every step carries a nested condition tree (field / operation / success / failure /
 -- result) instead of a plain `next`. It has the same three steps on the
 -- same module as bench-linear, so the difference between the two in
 -- tests/bench/run.sh is the cost of the rules.
