@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "core/natsx.h"
 #include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/text.h"
@@ -149,7 +150,7 @@ static int session_open(session *ses, const char *url)
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, url);
+        s = cv_nats_set_urls(opts, url);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(opts, ses->timeout_ms);
     if (s == NATS_OK)

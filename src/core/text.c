@@ -76,8 +76,9 @@ cv_status cv_text_parse_size(const char *s, size_t *out, cv_error *err)
     char lower[8];
     size_t n = strlen(unit);
     if (n < sizeof lower) {
-        for (size_t i = 0; i <= n; i++)
+        for (size_t i = 0; i < n && i + 1 < sizeof lower; i++)
             lower[i] = (char)tolower((unsigned char)unit[i]);
+        lower[n] = '\0';
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
             if (strcmp(lower, units[i].unit) != 0)
                 continue;

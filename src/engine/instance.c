@@ -176,7 +176,7 @@ static cv_status restore_lists(cv_instance *instance, const json_t *doc, cv_erro
     const char *key;
     json_t *value;
     json_object_foreach(json_object_get(doc, "visits"), key, value) {
-        int step;
+        int step = -1;
         json_t *name = json_string(key);
         cv_status st = step_index(process, name, "visits", &step, err);
         json_decref(name);
@@ -187,7 +187,7 @@ static cv_status restore_lists(cv_instance *instance, const json_t *doc, cv_erro
 
     size_t i;
     json_array_foreach(json_object_get(doc, "active"), i, value) {
-        int step;
+        int step = -1;
         if (step_index(process, json_object_get(value, "step"), "active", &step, err) != CV_OK)
             return err ? err->status : CV_ERR_INVALID;
         const char *token = json_string_value(json_object_get(value, "token"));
@@ -200,7 +200,7 @@ static cv_status restore_lists(cv_instance *instance, const json_t *doc, cv_erro
     }
 
     json_array_foreach(json_object_get(doc, "waiting"), i, value) {
-        int step;
+        int step = -1;
         if (i >= process->step_count ||
             step_index(process, value, "waiting", &step, err) != CV_OK)
             return cv_error_set(err, CV_ERR_INVALID, "waiting list is malformed");

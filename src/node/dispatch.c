@@ -65,7 +65,9 @@ void cv_dispatch_send(cv_worker *worker, cv_instance *instance, const cv_dispatc
         cv_transport_lua_run(worker, instance, order);
         return;
     case CV_TRANSPORT_NATS:
-        if (cv_transport_nats_send(worker, instance, order, &err) != CV_OK) {
+        if (cv_transport_nats_send(worker, instance, order, &err) == CV_OK) {
+            cv_resend_note(worker, instance, order);
+        } else {
             CV_WARN("step not sent instance=%s step=%s attempt=%d error=%s", instance->id,
                     step->id, order->attempt, cv_log_quote(err.text));
             cv_dispatch_local_result(worker, instance, order, NULL, err.text, false);

@@ -31,7 +31,7 @@ static char *shrink(json_t *body, size_t limit, size_t size)
  * one copy when an event is published again after a redelivery. Ignored
  * replies carry none: two of them are two facts.
  */
-static natsStatus send_event(natsConnection *nc, const char *subject, const char *text,
+static natsStatus send_event(cv_worker *worker, const char *subject, const char *text,
                              const cv_instance *instance, const char *kind, const char *token)
 {
     natsMsg *msg = NULL;
@@ -41,10 +41,58 @@ static natsStatus send_event(natsConnection *nc, const char *subject, const char
         snprintf(id, sizeof id, "%s.%s%s%s", instance->id, kind, token[0] ? "." : "", token);
         s = natsMsgHeader_Set(msg, "Nats-Msg-Id", id);
     }
-    if (s == NATS_OK)
-        s = natsConnection_PublishMsg(nc, msg);
+    if (s == NATS_OK && worker->js != NULL)
+        s = js_PublishMsgAsync(worker->js, &msg, NULL); /* takes msg on success */
+    else if (s == NATS_OK)
+        s = natsConnection_PublishMsg(worker->node->nc, msg);
     natsMsg_Destroy(msg);
     return s;
+}
+
+static void on_event_refused(jsCtx *js, jsPubAckErr *refusal, void *closure)
+{
+    (void)js;
+    cv_worker *worker = closure;
+    atomic_store(&worker->event_failed, true);
+    CV_WARN("event not stored subject=%s error=%s", natsMsg_GetSubject(refusal->Msg),
+            cv_log_quote(refusal->ErrText ? refusal->ErrText : natsStatus_GetText(refusal->Err)));
+}
+
+cv_status cv_events_open(cv_worker *worker, cv_error *err)
+{
+    jsOptions options;
+    jsOptions_Init(&options);
+    options.PublishAsync.ErrHandler = on_event_refused;
+    options.PublishAsync.ErrHandlerClosure = worker;
+    natsStatus s = natsConnection_JetStream(&worker->js, worker->node->nc, &options);
+    if (s != NATS_OK)
+        return cv_error_set(err, CV_ERR_NATS, "JetStream is not available for events: %s",
+                            natsStatus_GetText(s));
+    return CV_OK;
+}
+
+bool cv_events_confirm(cv_worker *worker)
+{
+    if (worker->js == NULL)
+        return true;
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.MaxWait = 5000;
+    natsStatus s = js_PublishAsyncComplete(worker->js, &options);
+    bool refused = atomic_exchange(&worker->event_failed, false);
+    if (s != NATS_OK) {
+        /*
+         * Publishes sent to a server that died will never be acknowledged.
+         * Forget them: the message that caused them is delivered again and
+         * its outbox replays them, deduplicated by their Nats-Msg-Id.
+         */
+        natsMsgList pending = {0};
+        if (js_PublishAsyncGetPendingList(&pending, worker->js) == NATS_OK)
+            natsMsgList_Destroy(&pending);
+        CV_WARN("events not confirmed worker=%d error=%s", worker->index,
+                cv_log_quote(natsStatus_GetText(s)));
+    }
+    return s == NATS_OK && !refused;
 }
 
 /* The operator's line for an event: lifecycle at info, failures at warn, step traffic at debug. */
@@ -75,9 +123,10 @@ static void log_event(const cv_instance *instance, const char *kind, const json_
                  step ? step : "-", attempt);
 }
 
-void cv_events_publish(cv_node *node, const cv_instance *instance, const char *kind,
+void cv_events_publish(cv_worker *worker, const cv_instance *instance, const char *kind,
                        const char *token, json_t *body)
 {
+    cv_node *node = worker->node;
     log_event(instance, kind, body);
     char subject[CV_SUBJECT_MAX];
     if (!cv_subject_event(subject, node->config.prefix, instance->process->name, instance->id,
@@ -96,7 +145,7 @@ void cv_events_publish(cv_node *node, const cv_instance *instance, const char *k
         CV_ERROR("event not sent instance=%s kind=%s error=\"out of memory\"", instance->id, kind);
         return;
     }
-    natsStatus s = send_event(node->nc, subject, text, instance, kind, token);
+    natsStatus s = send_event(worker, subject, text, instance, kind, token);
     if (s != NATS_OK)
         CV_ERROR("event not sent instance=%s kind=%s error=%s", instance->id, kind,
                  cv_log_quote(natsStatus_GetText(s)));

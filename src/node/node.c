@@ -12,7 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#include "core/clock.h"
 #include "core/log.h"
+#include "core/natsx.h"
 #include "node/node_internal.h"
 #include "node/streams.h"
 #include "node/subjects.h"
@@ -81,10 +85,17 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-    (void)closure;
+    cv_node *node = closure;
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     CV_INFO("nats reconnected url=%s", url);
+    for (size_t i = 0; i < node->worker_count; i++) {
+        cv_work *item = calloc(1, sizeof *item);
+        if (item == NULL)
+            return;
+        item->kind = CV_WORK_RESEND;
+        cv_work_queue_push(&node->workers[i]->queue, item);
+    }
 }
 
 static cv_status connect_nats(cv_node *node, cv_error *err)
@@ -94,7 +105,7 @@ static cv_status connect_nats(cv_node *node, cv_error *err)
     snprintf(name, sizeof name, "conveyor node %s", node->config.name);
     natsStatus s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, node->config.nats_url);
+        s = cv_nats_set_urls(opts, node->config.nats_url);
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, name);
     if (s == NATS_OK)
@@ -170,6 +181,28 @@ static cv_status create_store(cv_node *node, cv_error *err)
     return cv_streams_ensure(node->js, &streams, err);
 }
 
+/*
+ * A cluster that has just started needs a few seconds to elect the
+ * JetStream leader; until then stream and bucket requests fail. Keep
+ * trying for up to a minute before giving up.
+ */
+static cv_status create_store_patiently(cv_node *node, cv_error *err)
+{
+    int64_t deadline = cv_clock_mono_ms() + 60000;
+    for (;;) {
+        cv_status st = create_store(node, err);
+        if (st != CV_ERR_NATS || cv_clock_mono_ms() > deadline)
+            return st;
+        CV_WARN("JetStream not ready, trying again error=%s", cv_log_quote(err->text));
+        cv_store_destroy(node->store);
+        node->store = NULL;
+        jsCtx_Destroy(node->js);
+        node->js = NULL;
+        struct timespec pause = {1, 0};
+        nanosleep(&pause, NULL);
+    }
+}
+
 cv_status cv_node_create(cv_node **out, const cv_node_config *config, cv_error *err)
 {
     cv_node *node = calloc(1, sizeof *node);
@@ -181,7 +214,7 @@ cv_status cv_node_create(cv_node **out, const cv_node_config *config, cv_error *
 
     cv_status st = connect_nats(node, err);
     if (st == CV_OK)
-        st = create_store(node, err);
+        st = create_store_patiently(node, err);
     if (st == CV_OK)
         st = start_workers(node, err);
     if (st != CV_OK) {

@@ -21,6 +21,17 @@
 
 typedef struct cv_worker cv_worker;
 
+/* Dispatches remembered per worker for sending again after a reconnect. */
+#define CV_RECENT_DISPATCHES 1024
+
+typedef struct cv_recent_dispatch {
+    char instance[CV_INSTANCE_ID_MAX + 1];
+    char step[256];
+    int attempt;
+    char token[CV_TOKEN_LEN + 1];
+    int64_t sent_ms; /* monotonic */
+} cv_recent_dispatch;
+
 struct cv_node {
     cv_node_config config;
     natsConnection *nc;
@@ -46,6 +57,10 @@ struct cv_worker {
     cv_rules *rules;
     cv_effects effects;
     cv_work_queue queue;
+    jsCtx *js;                 /* durable store: events go through JetStream with acknowledgements */
+    cv_recent_dispatch *recent; /* ring of CV_RECENT_DISPATCHES, durable store only */
+    size_t recent_next;
+    atomic_bool event_failed;  /* an event publish was refused since the last check */
 };
 
 /* worker.c */
@@ -76,8 +91,15 @@ void cv_intake_instance_id(natsMsg *msg, char *out);
 void cv_replies_handle(cv_worker *worker, cv_work *item);
 
 /* events.c: publishes one event; borrows body. token is "" for instance events. */
-void cv_events_publish(cv_node *node, const cv_instance *instance, const char *kind,
+void cv_events_publish(cv_worker *worker, const cv_instance *instance, const char *kind,
                        const char *token, json_t *body);
+/*
+ * events.c: waits until the events this worker published are stored.
+ * Returns false when one was refused or the wait timed out.
+ */
+bool cv_events_confirm(cv_worker *worker);
+/* events.c: gives the worker its JetStream context for events. */
+cv_status cv_events_open(cv_worker *worker, cv_error *err);
 
 /* dispatch.c: sends one dispatch order through the step's transport. */
 void cv_dispatch_send(cv_worker *worker, cv_instance *instance, const cv_dispatch_order *order);
@@ -85,6 +107,12 @@ void cv_dispatch_send(cv_worker *worker, cv_instance *instance, const cv_dispatc
 void cv_dispatch_local_result(cv_worker *worker, const cv_instance *instance,
                               const cv_dispatch_order *order, json_t *output, const char *error,
                               bool permanent);
+
+/* resend.c: remembers a dispatch sent over core NATS. */
+void cv_resend_note(cv_worker *worker, const cv_instance *instance,
+                    const cv_dispatch_order *order);
+/* resend.c: sends again each recent dispatch whose attempt is still in flight. */
+void cv_resend_recent(cv_worker *worker);
 
 /* transport_nats.c */
 cv_status cv_transport_nats_send(cv_worker *worker, const cv_instance *instance,

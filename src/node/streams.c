@@ -29,7 +29,7 @@ bool cv_streams_is_conflict(jsErrCode code)
 
 static cv_status ensure_stream(jsCtx *js, const cv_streams_config *config, const char *name,
                                const char *kind, jsRetentionPolicy retention, int64_t max_age_ms,
-                               cv_error *err)
+                               bool acknowledge, cv_error *err)
 {
     jsStreamInfo *info = NULL;
     jsErrCode code = 0;
@@ -54,8 +54,12 @@ static cv_status ensure_stream(jsCtx *js, const cv_streams_config *config, const
     sc.Storage = config->memory_storage ? js_MemoryStorage : js_FileStorage;
     sc.Replicas = config->replicas;
     sc.MaxAge = max_age_ms * 1000000;
-    /* Publishers get the node's answer or nothing; a stream acknowledgement would take its place. */
-    sc.NoAck = true;
+    /*
+     * Requesters get the node's answer, not a stream acknowledgement in its
+     * place. Events and replies are acknowledged: a node waits until its
+     * events are stored, and a module may wait until its reply is.
+     */
+    sc.NoAck = !acknowledge;
     s = js_AddStream(&info, js, &sc, NULL, &code);
     if (s != NATS_OK)
         return cv_error_set(err, CV_ERR_NATS, "cannot create stream %s: %s (error %d)", name,
@@ -97,12 +101,13 @@ cv_status cv_streams_ensure(jsCtx *js, const cv_streams_config *config, cv_error
     cv_streams_name(replies, config->prefix, "REPLIES");
     cv_streams_name(events, config->prefix, "EVENTS");
 
-    cv_status st = ensure_stream(js, config, requests, "request", js_WorkQueuePolicy, 0, err);
+    cv_status st =
+        ensure_stream(js, config, requests, "request", js_WorkQueuePolicy, 0, false, err);
     if (st == CV_OK)
-        st = ensure_stream(js, config, replies, "reply", js_WorkQueuePolicy, 0, err);
+        st = ensure_stream(js, config, replies, "reply", js_WorkQueuePolicy, 0, true, err);
     if (st == CV_OK)
         st = ensure_stream(js, config, events, "event", js_LimitsPolicy,
-                           config->events_max_age_ms, err);
+                           config->events_max_age_ms, true, err);
     if (st == CV_OK)
         st = ensure_consumer(js, config, requests, CV_CONSUMER_REQUESTS, err);
     if (st == CV_OK)

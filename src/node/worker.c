@@ -33,7 +33,7 @@ void cv_worker_run_effects(cv_worker *worker, cv_instance *instance)
 {
     cv_effects *effects = &worker->effects;
     for (size_t i = 0; i < effects->event_count; i++)
-        cv_events_publish(worker->node, instance, effects->events[i].kind,
+        cv_events_publish(worker, instance, effects->events[i].kind,
                           effects->events[i].token, effects->events[i].body);
     for (size_t i = 0; i < effects->dispatch_count; i++)
         cv_dispatch_send(worker, instance, &effects->dispatches[i]);
@@ -131,11 +131,16 @@ static void handle_local_result(cv_worker *worker, cv_work *item)
     cv_worker_apply_result(worker, item->instance, &result, NULL);
 }
 
-/* A stream message is done with once its effect is stored and published. */
-static void acknowledge(cv_work *item)
+/*
+ * A stream message is done with once its effect is stored and its events
+ * are in ORCH_EVENTS; until then another delivery must be able to redo it.
+ */
+static void acknowledge(cv_worker *worker, cv_work *item)
 {
     if (!item->from_stream)
         return;
+    if (!item->retry_later && !cv_events_confirm(worker))
+        item->retry_later = true;
     natsStatus s = item->retry_later ? natsMsg_NakWithDelay(item->msg, 1000, NULL)
                                      : natsMsg_Ack(item->msg, NULL);
     if (s != NATS_OK)
@@ -155,7 +160,9 @@ static void *worker_main(void *arg)
             cv_replies_handle(worker, item);
         else if (kind == CV_WORK_LOCAL_RESULT)
             handle_local_result(worker, item);
-        acknowledge(item);
+        else if (kind == CV_WORK_RESEND)
+            cv_resend_recent(worker);
+        acknowledge(worker, item);
         cv_work_free(item);
         if (kind == CV_WORK_STOP)
             break;
@@ -171,6 +178,13 @@ cv_status cv_worker_create(cv_worker **out, cv_node *node, int index, cv_error *
     worker->node = node;
     worker->index = index;
     cv_work_queue_init(&worker->queue);
+    atomic_init(&worker->event_failed, false);
+    if (node->store->durable)
+        worker->recent = calloc(CV_RECENT_DISPATCHES, sizeof *worker->recent);
+    if (node->store->durable && (worker->recent == NULL || cv_events_open(worker, err) != CV_OK)) {
+        cv_worker_destroy(worker);
+        return err->status;
+    }
 
     cv_diag diag = {0};
     cv_status st = cv_rules_load(&worker->rules, node->config.rules_dir, NULL, &diag, err);
@@ -218,5 +232,7 @@ void cv_worker_destroy(cv_worker *worker)
     cv_work_queue_destroy(&worker->queue);
     cv_effects_free(&worker->effects);
     cv_rules_destroy(worker->rules);
+    jsCtx_Destroy(worker->js);
+    free(worker->recent);
     free(worker);
 }

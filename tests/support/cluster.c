@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/clock.h"
+#include "core/natsx.h"
 
 const char *cv_test_state = "kv";
 
@@ -22,6 +23,9 @@ void cv_test_state_from_args(int argc, char **argv)
 {
     if (argc > 1)
         cv_test_state = argv[1];
+    const char *filter = getenv("CV_TEST_FILTER");
+    if (filter != NULL)
+        cmocka_set_test_filter(filter);
 }
 
 static const char *server_binary(void)
@@ -111,13 +115,13 @@ void cv_test_node_start(cv_test_node *node, const cv_test_server *server, const 
 
     snprintf(node->log_path, sizeof node->log_path, "%s/node-%s.log", server->dir, name);
     assert_true(cv_test_process_start(&node->process, argv, node->log_path, NULL));
-    if (!cv_test_process_wait_log(&node->process, "node ready", 15000)) {
+    if (!cv_test_process_wait_log(&node->process, "node ready", 60000)) {
         char cmd[700];
         snprintf(cmd, sizeof cmd, "tail -n 30 %s >&2", node->log_path);
         int ignored = system(cmd);
         (void)ignored;
         cv_test_process_kill(&node->process);
-        fail_msg("node %s did not become ready within 15 s", name);
+        fail_msg("node %s did not become ready within 60 s", name);
     }
 }
 
@@ -138,7 +142,7 @@ natsConnection *cv_test_connect(const cv_test_server *server)
     natsOptions *opts = NULL;
     natsConnection *nc = NULL;
     assert_int_equal(natsOptions_Create(&opts), NATS_OK);
-    assert_int_equal(natsOptions_SetURL(opts, server->url), NATS_OK);
+    assert_int_equal(cv_nats_set_urls(opts, server->url), NATS_OK);
     assert_int_equal(natsOptions_SetSendAsap(opts, true), NATS_OK);
     assert_int_equal(natsConnection_Connect(&nc, opts), NATS_OK);
     natsOptions_Destroy(opts);
@@ -157,7 +161,11 @@ static void on_recorded(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         r->capacity = r->capacity ? r->capacity * 2 : 64;
         r->subjects = realloc(r->subjects, r->capacity * sizeof *r->subjects);
         r->bodies = realloc(r->bodies, r->capacity * sizeof *r->bodies);
+        r->msg_ids = realloc(r->msg_ids, r->capacity * sizeof *r->msg_ids);
     }
+    const char *msg_id = NULL;
+    natsMsgHeader_Get(msg, "Nats-Msg-Id", &msg_id);
+    r->msg_ids[r->count] = msg_id ? strdup(msg_id) : NULL;
     r->subjects[r->count] = strdup(natsMsg_GetSubject(msg));
     r->bodies[r->count] = body;
     r->count++;
@@ -183,8 +191,10 @@ void cv_test_recorder_stop(cv_test_recorder *recorder)
     natsSubscription_Destroy(recorder->sub);
     for (size_t i = 0; i < recorder->count; i++) {
         free(recorder->subjects[i]);
+        free(recorder->msg_ids[i]);
         json_decref(recorder->bodies[i]);
     }
+    free(recorder->msg_ids);
     free(recorder->subjects);
     free(recorder->bodies);
     pthread_cond_destroy(&recorder->changed);

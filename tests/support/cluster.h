@@ -16,7 +16,7 @@
 typedef struct cv_test_server {
     cv_test_process process;
     int port;
-    char url[64];
+    char url[256]; /* one URL, or a comma-separated list for a cluster */
     char *dir; /* temporary folder: store and logs */
 } cv_test_server;
 
@@ -59,6 +59,7 @@ typedef struct cv_test_recorder {
     size_t capacity;
     char **subjects;
     json_t **bodies; /* NULL when a body was not JSON */
+    char **msg_ids;  /* Nats-Msg-Id header, or NULL */
 } cv_test_recorder;
 
 void cv_test_recorder_start(cv_test_recorder *recorder, natsConnection *nc, const char *subject);

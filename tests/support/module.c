@@ -5,8 +5,21 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+
+static void publish_confirmed(jsCtx *js, natsMsg *reply)
+{
+    for (int tries = 0; tries < 60; tries++) {
+        jsPubAck *ack = NULL;
+        if (js_PublishMsg(&ack, js, reply, NULL, NULL) == NATS_OK) {
+            jsPubAck_Destroy(ack);
+            return;
+        }
+        usleep(500000);
+    }
+}
 
 static void on_step(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
@@ -25,7 +38,10 @@ static void on_step(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
             natsMsgHeader_Set(reply, "Orch-Error", answer.error);
         if (answer.permanent)
             natsMsgHeader_Set(reply, "Orch-Retry", "false");
-        natsConnection_PublishMsg(nc, reply);
+        if (module->js != NULL)
+            publish_confirmed(module->js, reply);
+        else
+            natsConnection_PublishMsg(nc, reply);
         natsMsg_Destroy(reply);
     }
     json_decref(step);
@@ -40,9 +56,15 @@ void cv_test_module_start(cv_test_module *module, natsConnection *nc, const char
     module->nc = nc;
     module->handler = handler;
     module->context = context;
+    module->js = NULL;
     atomic_init(&module->received, 0);
     assert_int_equal(natsConnection_Subscribe(&module->sub, nc, subject, on_step, module), NATS_OK);
     assert_int_equal(natsConnection_FlushTimeout(nc, 5000), NATS_OK);
+}
+
+void cv_test_module_confirm_replies(cv_test_module *module)
+{
+    assert_int_equal(natsConnection_JetStream(&module->js, module->nc, NULL), NATS_OK);
 }
 
 void cv_test_module_stop(cv_test_module *module)
@@ -50,6 +72,8 @@ void cv_test_module_stop(cv_test_module *module)
     natsSubscription_Unsubscribe(module->sub);
     natsSubscription_Destroy(module->sub);
     module->sub = NULL;
+    jsCtx_Destroy(module->js);
+    module->js = NULL;
 }
 
 cv_test_answer cv_test_echo_handler(const json_t *step, natsMsg *msg, char *scratch,

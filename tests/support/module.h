@@ -32,7 +32,15 @@ typedef struct cv_test_module {
     cv_test_handler handler;
     void *context;
     atomic_int received;
+    jsCtx *js; /* set by cv_test_module_confirm_replies: replies wait for JetStream's ack */
 } cv_test_module;
+
+/*
+ * Makes the module publish each reply through JetStream and wait for the
+ * ORCH_REPLIES stream to acknowledge it, retrying for up to 30 s, as a
+ * module must when a reply may not be lost while a server restarts.
+ */
+void cv_test_module_confirm_replies(cv_test_module *module);
 
 void cv_test_module_start(cv_test_module *module, natsConnection *nc, const char *subsystem,
                           cv_test_handler handler, void *context);

@@ -20,6 +20,53 @@
 
 extern char **environ;
 
+/*
+ * Every child still running when the test program exits is killed by its
+ * pid, so a failed assertion that skips a test's own cleanup leaves no
+ * server or node behind.
+ */
+#define MAX_CHILDREN 64
+static pid_t children[MAX_CHILDREN];
+static bool cleanup_registered;
+
+static void kill_children(void)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i] > 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+    }
+}
+
+static void remember_child(pid_t pid)
+{
+    if (!cleanup_registered) {
+        atexit(kill_children);
+        cleanup_registered = true;
+    }
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i] == 0) {
+            children[i] = pid;
+            return;
+        }
+    }
+}
+
+static void forget_child(pid_t pid)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i] == pid)
+            children[i] = 0;
+    }
+}
+
+void cv_test_process_kill_all(void)
+{
+    kill_children();
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -71,6 +118,7 @@ bool cv_test_process_start(cv_test_process *proc, char *const argv[], const char
     }
     free(env);
     proc->pid = pid;
+    remember_child(pid);
     return true;
 }
 
@@ -129,6 +177,7 @@ bool cv_test_process_alive(cv_test_process *proc)
     int status;
     pid_t got = waitpid(proc->pid, &status, WNOHANG);
     if (got == proc->pid) {
+        forget_child(proc->pid);
         proc->pid = 0;
         return false;
     }
@@ -164,6 +213,7 @@ int cv_test_process_stop(cv_test_process *proc, int timeout_ms)
         kill(proc->pid, SIGKILL);
         code = wait_exit(proc->pid, 5000, &exited);
     }
+    forget_child(proc->pid);
     proc->pid = 0;
     return code;
 }
@@ -175,6 +225,7 @@ void cv_test_process_kill(cv_test_process *proc)
     bool exited;
     kill(proc->pid, SIGKILL);
     wait_exit(proc->pid, 5000, &exited);
+    forget_child(proc->pid);
     proc->pid = 0;
 }
 

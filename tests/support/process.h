@@ -35,6 +35,9 @@ int cv_test_process_stop(cv_test_process *proc, int timeout_ms);
 /* Sends SIGKILL and reaps the child. */
 void cv_test_process_kill(cv_test_process *proc);
 
+/* Kills every child started by cv_test_process_start that is still running. */
+void cv_test_process_kill_all(void);
+
 /* True while the child has not exited. */
 bool cv_test_process_alive(cv_test_process *proc);
 

@@ -1,0 +1,32 @@
+#include "core/natsx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CV_MAX_URLS 32
+
+natsStatus cv_nats_set_urls(natsOptions *options, const char *urls)
+{
+    if (strchr(urls, ',') == NULL)
+        return natsOptions_SetURL(options, urls);
+
+    char *copy = strdup(urls);
+    if (copy == NULL)
+        return NATS_NO_MEMORY;
+    const char *list[CV_MAX_URLS];
+    int count = 0;
+    char *saved = NULL;
+    for (char *part = strtok_r(copy, ",", &saved); part != NULL && count < CV_MAX_URLS;
+         part = strtok_r(NULL, ",", &saved)) {
+        while (*part == ' ')
+            part++;
+        size_t len = strlen(part);
+        while (len > 0 && part[len - 1] == ' ')
+            part[--len] = '\0';
+        if (len > 0)
+            list[count++] = part;
+    }
+    natsStatus s = count > 0 ? natsOptions_SetServers(options, list, count) : NATS_INVALID_ARG;
+    free(copy);
+    return s;
+}
