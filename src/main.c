@@ -10,6 +10,7 @@ static const cv_cli_command commands[] = {
     {"check", "validate a rules folder", cv_cli_check},
     {"graph", "draw a process as Graphviz dot or Mermaid", cv_cli_graph},
     {"route", "show which steps follow a step for a given data document", cv_cli_route},
+    {"cancel", "stop a running instance", cv_cli_cancel},
     {"instances", "list stored instances, show one, or print its events", cv_cli_instances},
 };
 
@@ -17,7 +18,7 @@ static void print_usage(FILE *out)
 {
     fprintf(out, "usage: conveyor COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'conveyor COMMAND --help' for a command's options.\n");
 }
 

@@ -24,6 +24,7 @@ int cv_cli_submit(int argc, char **argv);
 int cv_cli_check(int argc, char **argv);
 int cv_cli_graph(int argc, char **argv);
 int cv_cli_route(int argc, char **argv);
+int cv_cli_cancel(int argc, char **argv);
 int cv_cli_instances(int argc, char **argv);
 
 #endif

@@ -125,8 +125,9 @@ static json_t *send_request(natsConnection *nc, const char *prefix, const char *
         json_decref(answer);
         return NULL;
     }
+    /* A rejection has no instance; a repeated request for a failed one carries its error. */
     const char *error = json_string_value(json_object_get(answer, "error"));
-    if (error != NULL) {
+    if (error != NULL && json_object_get(answer, "instance") == NULL) {
         fprintf(stderr, "conveyor submit: request rejected: %s\n", error);
         json_decref(answer);
         return NULL;

@@ -297,3 +297,26 @@ cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *resul
                             instance->id);
     return CV_OK;
 }
+
+cv_status cv_supervisor_cancel(cv_instance *instance, const char *reason, cv_effects *effects,
+                               cv_error *err)
+{
+    if (instance->status != CV_INSTANCE_RUNNING)
+        return cv_error_set(err, CV_ERR_INVALID, "instance %s is %s; nothing to cancel",
+                            instance->id, cv_instance_status_name(instance->status));
+    instance->status = CV_INSTANCE_CANCELLED;
+    instance->active_count = 0;
+    instance->waiting_count = 0;
+    free(instance->error);
+    instance->error = strdup(reason);
+    instance->updated_ms = cv_clock_wall_ms();
+
+    json_t *body = cv_supervisor_event_base(instance);
+    json_object_set_new(body, "error", cv_json_text(reason));
+    json_object_set(body, "steps", instance->trail);
+    json_object_set(body, "data", instance->data);
+    if (cv_effects_add_event(effects, "instance.cancelled", NULL, body) != CV_OK)
+        return cv_error_set(err, CV_ERR_NOMEM, "out of memory cancelling instance %s",
+                            instance->id);
+    return CV_OK;
+}

@@ -38,6 +38,14 @@ cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *resul
                               cv_script *script, cv_effects *effects, cv_error *err);
 
 /*
+ * Cancels a running instance: nothing in flight or waiting is followed any
+ * further, and instance.cancelled records reason. Returns CV_ERR_INVALID,
+ * changing nothing, when the instance has already ended.
+ */
+cv_status cv_supervisor_cancel(cv_instance *instance, const char *reason, cv_effects *effects,
+                               cv_error *err);
+
+/*
  * Returns the stored form of a reply as a new reference: an object as it is,
  * any other value v as {"value": v}, and NULL (an empty body) as {}.
  */

@@ -64,6 +64,23 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     cv_node_route_work(node, item);
 }
 
+static void on_cancel(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    cv_node *node = closure;
+    cv_work *item = calloc(1, sizeof *item);
+    if (item == NULL) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    item->kind = CV_WORK_CANCEL;
+    item->msg = msg;
+    const char *id = strrchr(natsMsg_GetSubject(msg), '.');
+    snprintf(item->instance, sizeof item->instance, "%s", id ? id + 1 : "");
+    cv_node_route_work(node, item);
+}
+
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     (void)nc;
@@ -246,11 +263,16 @@ static cv_status subscribe(cv_node *node, cv_error *err)
         s = natsSubscription_SetPendingLimits(node->request_sub, 1000000, 1024 * 1024 * 1024);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(node->reply_sub, 1000000, 1024 * 1024 * 1024);
+    char cancels[CV_SUBJECT_MAX];
+    snprintf(cancels, sizeof cancels, "%s.cancel.*", node->config.prefix);
+    if (s == NATS_OK)
+        s = natsConnection_QueueSubscribe(&node->cancel_sub, node->nc, cancels, CV_QUEUE_GROUP,
+                                          on_cancel, node);
     if (s == NATS_OK)
         s = natsConnection_FlushTimeout(node->nc, 5000);
     if (s != NATS_OK)
-        return cv_error_set(err, CV_ERR_NATS, "cannot subscribe to %s and %s: %s", requests,
-                            replies, natsStatus_GetText(s));
+        return cv_error_set(err, CV_ERR_NATS, "cannot subscribe to %s, %s and %s: %s", requests,
+                            replies, cancels, natsStatus_GetText(s));
     if (!node->store->durable)
         return CV_OK;
     char stream[CV_STREAM_NAME_MAX];
@@ -290,6 +312,7 @@ cv_status cv_node_run(cv_node *node, cv_error *err)
     cv_puller_stop(&node->reply_puller);
     drain(node->request_sub);
     drain(node->reply_sub);
+    drain(node->cancel_sub);
     for (size_t i = 0; i < node->worker_count; i++)
         cv_worker_stop(node->workers[i]);
     natsConnection_FlushTimeout(node->nc, 5000);
@@ -314,6 +337,7 @@ void cv_node_destroy(cv_node *node)
     cv_puller_stop(&node->reply_puller);
     natsSubscription_Destroy(node->request_sub);
     natsSubscription_Destroy(node->reply_sub);
+    natsSubscription_Destroy(node->cancel_sub);
     /* Workers stop before the connection closes: their last effects still publish. */
     for (size_t i = 0; i < node->worker_count; i++)
         cv_worker_destroy(node->workers[i]);

@@ -41,6 +41,7 @@ struct cv_node {
     jsCtx *js;
     natsSubscription *request_sub;
     natsSubscription *reply_sub;
+    natsSubscription *cancel_sub;
     cv_puller request_puller;
     cv_puller reply_puller;
     pthread_mutex_t stop_lock;
@@ -86,6 +87,9 @@ void cv_worker_run_effects(cv_worker *worker, cv_instance *instance);
 void cv_intake_handle(cv_worker *worker, cv_work *item);
 /* intake.c: the instance id a request asks for, or a new one; "" when the header is invalid. */
 void cv_intake_instance_id(natsMsg *msg, char *out);
+
+/* cancel.c: a cancellation request; answers it. */
+void cv_cancel_handle(cv_worker *worker, cv_work *item);
 
 /* replies.c: a reply message from a module. */
 void cv_replies_handle(cv_worker *worker, cv_work *item);

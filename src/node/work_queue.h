@@ -15,6 +15,7 @@ typedef enum cv_work_kind {
     CV_WORK_REQUEST,      /* a message on <prefix>.request.<process> */
     CV_WORK_REPLY,        /* a message on <prefix>.reply.... */
     CV_WORK_LOCAL_RESULT, /* a step finished inside the node (Lua module, failed dispatch) */
+    CV_WORK_CANCEL,       /* a message on <prefix>.cancel.<instance> */
     CV_WORK_RESEND,       /* the connection came back: send recent dispatches again */
     CV_WORK_STOP,         /* the worker exits after this item */
 } cv_work_kind;

@@ -160,6 +160,8 @@ static void *worker_main(void *arg)
             cv_replies_handle(worker, item);
         else if (kind == CV_WORK_LOCAL_RESULT)
             handle_local_result(worker, item);
+        else if (kind == CV_WORK_CANCEL)
+            cv_cancel_handle(worker, item);
         else if (kind == CV_WORK_RESEND)
             cv_resend_recent(worker);
         acknowledge(worker, item);

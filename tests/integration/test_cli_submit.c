@@ -212,6 +212,45 @@ static void submit_reports_missing_server(void **state)
     run_free(&r);
 }
 
+static void cancel_stops_waiting_instance(void **state)
+{
+    (void)state;
+    run_result r = submit(NULL, "silent", "{}", "--id", "cli-cancel-1");
+    assert_int_equal(r.code, 0);
+    run_free(&r);
+
+    char *argv[] = {CV_TEST_BINARY, "cancel", "cli-cancel-1", "--nats", server.url, "--reason",
+                    "customer withdrew", NULL};
+    r.code = cv_test_run(argv, NULL, &r.out, &r.err, 20000);
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.out, "cli-cancel-1 cancelled\n");
+    run_free(&r);
+
+    /* A repeated request reports the final status and the reason. */
+    r = submit(NULL, "silent", "{}", "--id", "cli-cancel-1");
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.err, "status cancelled"));
+    run_free(&r);
+    r = submit(NULL, "silent", "{}", "--id=cli-cancel-1", "--wait=5");
+    assert_int_equal(r.code, 1);
+    json_t *result = json_loads(r.out, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(result, "status")), "cancelled");
+    assert_string_equal(json_string_value(json_object_get(result, "error")), "customer withdrew");
+    json_decref(result);
+    run_free(&r);
+
+    r.code = cv_test_run(argv, NULL, &r.out, &r.err, 20000);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "instance cli-cancel-1 is cancelled; nothing to cancel"));
+    run_free(&r);
+
+    char *unknown[] = {CV_TEST_BINARY, "cancel", "no-such-instance", "--nats", server.url, NULL};
+    r.code = cv_test_run(unknown, NULL, &r.out, &r.err, 20000);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "unknown instance \"no-such-instance\""));
+    run_free(&r);
+}
+
 int main(int argc, char **argv)
 {
     cv_test_state_from_args(argc, argv);
@@ -224,6 +263,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(submit_rejects_bad_arguments),
         cmocka_unit_test(submit_reports_unknown_process),
         cmocka_unit_test(submit_reports_missing_server),
+        cmocka_unit_test(cancel_stops_waiting_instance),
     };
     return cmocka_run_group_tests_name("integration/cli_submit", tests, setup, teardown);
 }
