@@ -30,7 +30,7 @@ run_suite() {
   set -e
   local passed failed_count
   passed=$(grep -cE 'Test +#[0-9]+: .* Passed' "$log" || true)
-  failed_count=$(grep -cE 'Test +#[0-9]+: .* (\*\*\*|Failed|Exception|Timeout)' "$log" || true)
+  failed_count=$(grep -E 'Test +#[0-9]+: ' "$log" | grep -cv ' Passed ' || true)
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed_count))
   return "$rc"

@@ -100,6 +100,34 @@ static void on_disconnected(natsConnection *nc, void *closure)
     CV_WARN("nats disconnected; reconnecting");
 }
 
+/*
+ * nats.c runs connection callbacks on its own thread, possibly after
+ * natsConnection_Destroy returns; the closed callback is the last one, so
+ * the node is freed only after it ran.
+ */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    cv_node *node = closure;
+    pthread_mutex_lock(&node->stop_lock);
+    node->closed = true;
+    pthread_cond_broadcast(&node->stop_cond);
+    pthread_mutex_unlock(&node->stop_lock);
+}
+
+static void wait_closed(cv_node *node)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&node->stop_lock);
+    while (!node->closed) {
+        if (pthread_cond_timedwait(&node->stop_cond, &node->stop_lock, &deadline) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&node->stop_lock);
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     cv_node *node = closure;
@@ -137,6 +165,8 @@ static cv_status connect_nats(cv_node *node, cv_error *err)
         s = natsOptions_SetDisconnectedCB(opts, on_disconnected, node);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, node);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(opts, on_closed, node);
     if (s == NATS_OK)
         s = natsConnection_Connect(&node->nc, opts);
     natsOptions_Destroy(opts);
@@ -345,6 +375,10 @@ void cv_node_destroy(cv_node *node)
     cv_store_destroy(node->store);
     jsCtx_Destroy(node->js);
     atomic_store(&node->closing, true);
+    if (node->nc != NULL) {
+        natsConnection_Close(node->nc);
+        wait_closed(node);
+    }
     natsConnection_Destroy(node->nc);
     pthread_cond_destroy(&node->stop_cond);
     pthread_mutex_destroy(&node->stop_lock);

@@ -48,6 +48,7 @@ struct cv_node {
     pthread_cond_t stop_cond;
     bool stop_requested;
     atomic_bool closing; /* set before the connection is closed on purpose */
+    bool closed;         /* nats.c ran the closed callback: no callback can follow */
 };
 
 struct cv_worker {

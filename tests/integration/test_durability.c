@@ -164,7 +164,7 @@ static void sigkill_of_one_node_loses_nothing(void **state)
     publish_requests(nc, "kill", 0, total);
     wait_completed(nc, "kill", 60, 30000);
     cv_test_process_kill(&nodes[1].process);
-    wait_completed(nc, "kill", total, 90000);
+    wait_completed(nc, "kill", total, 180000);
     assert_true(cv_test_process_count_log(&nodes[0].process, "instance completed") +
                     cv_test_process_count_log(&nodes[2].process, "instance completed") >
                 0);
@@ -230,7 +230,7 @@ static void server_restart_is_survived(void **state)
     publish_requests(nc, "restart", 0, total);
     wait_completed(nc, "restart", 40, 30000);
     cv_test_server_restart(&server);
-    wait_completed(nc, "restart", total, 90000);
+    wait_completed(nc, "restart", total, 180000);
     assert_each_step_once(nc, "restart", total);
     assert_steps_in_bodies(nc, "restart", total);
 
@@ -397,7 +397,7 @@ static void cluster_loses_a_server(void **state)
     pid_t victim = cluster_pid("n2");
     kill(victim, SIGKILL);
     waitpid(victim, NULL, 0);
-    wait_seen(&events, "cluster", total, 120000);
+    wait_seen(&events, "cluster", total, 180000);
     assert_once_by_event_id(&events, "cluster", total);
 
     cv_test_module_stop(&echo);
