@@ -81,7 +81,7 @@ void cv_test_server_start(cv_test_server *server)
 
 void cv_test_server_restart(cv_test_server *server)
 {
-    cv_test_process_kill(&server->process);
+    cv_test_process_stop(&server->process, 10000);
     launch_server(server);
 }
 

@@ -24,7 +24,10 @@ typedef struct cv_test_server {
 void cv_test_server_start(cv_test_server *server);
 void cv_test_server_stop(cv_test_server *server);
 
-/* Kills the server with SIGKILL and starts it again on the same port and store. */
+/*
+ * Stops the server with SIGTERM, which lets JetStream write out what it
+ * holds in memory, and starts it again on the same port and store.
+ */
 void cv_test_server_restart(cv_test_server *server);
 
 /* The --state every node started by cv_test_node_start gets: "kv" unless a test sets it. */
