@@ -50,18 +50,45 @@ void cv_rules_fault(cv_loading *load, const char *file, int line, const char *fm
     add_fault(load, file, line, message);
 }
 
-void cv_rules_fault_lua(cv_loading *load, const char *file, const char *message)
+/*
+ * Returns the length of the chunk name Lua put before ":LINE:" in message
+ * when it names file: the path itself or, for a path longer than
+ * LUA_IDSIZE, "..." and the path's end. Returns 0 otherwise.
+ */
+static size_t chunk_prefix(const char *file, const char *message)
 {
     size_t len = strlen(file);
-    if (strncmp(message, file, len) != 0 || message[len] != ':') {
+    if (strncmp(message, file, len) == 0 && message[len] == ':')
+        return len;
+    if (strncmp(message, "...", 3) != 0)
+        return 0;
+    const char *colon = strchr(message + 3, ':');
+    size_t tail = colon ? (size_t)(colon - message) - 3 : 0;
+    if (tail == 0 || tail > len || strncmp(message + 3, file + len - tail, tail) != 0)
+        return 0;
+    return tail + 3;
+}
+
+void cv_rules_fault_lua(cv_loading *load, const char *file, const char *message)
+{
+    size_t prefix = chunk_prefix(file, message);
+    if (prefix == 0) {
         cv_rules_fault(load, file, 0, "%s", message);
         return;
     }
     char *end = NULL;
-    long line = strtol(message + len + 1, &end, 10);
-    if (end == message + len + 1 || *end != ':')
-        line = 0;
-    add_fault(load, file, (int)line, strdup(message));
+    long line = strtol(message + prefix + 1, &end, 10);
+    if (end == message + prefix + 1 || *end != ':') {
+        cv_rules_fault(load, file, 0, "%s", message + prefix + 1);
+        return;
+    }
+    /* Lua shortens long chunk names; the fault names the whole path again. */
+    size_t size = strlen(file) + strlen(end) + 32;
+    char *text = malloc(size);
+    if (text == NULL)
+        return;
+    snprintf(text, size, "%s:%ld%s", file, line, end);
+    add_fault(load, file, (int)line, text);
 }
 
 static int compare_faults(const void *a, const void *b)
