@@ -535,11 +535,34 @@ static int protected_call(lua_State *L)
     return lua_gettop(L);
 }
 
+/*
+ * Lua shortens a long chunk name in the "file:line:" it puts before an
+ * error ("...end/of/path.lua:3:"); the frame that raised it still knows the
+ * whole path, so the message names that again.
+ */
+static const char *with_full_path(lua_State *L, const char *message)
+{
+    lua_Debug ar;
+    /* The raising frame sits below this handler and any C function such as error(). */
+    for (int level = 1; level <= 4 && lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "S", &ar) || ar.source[0] != '@')
+            continue;
+        size_t short_len = strlen(ar.short_src);
+        if (strcmp(ar.short_src, ar.source + 1) == 0 ||
+            strncmp(message, ar.short_src, short_len) != 0 || message[short_len] != ':')
+            return message;
+        return lua_pushfstring(L, "%s%s", ar.source + 1, message + short_len);
+    }
+    return message;
+}
+
 static int message_handler(lua_State *L)
 {
     const char *message = lua_tostring(L, 1);
     if (message == NULL)
         message = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    else
+        message = with_full_path(L, message);
     luaL_traceback(L, L, message, 1);
     return 1;
 }
