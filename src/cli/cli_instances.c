@@ -77,20 +77,6 @@ typedef struct session {
 
 /* ---- shared helpers ---- */
 
-/*
- * Returns nats.c's text for the failure s: the detailed one it kept for
- * this thread (a JetStream error's description) when that belongs to s.
- */
-static const char *failure_text(natsStatus s)
-{
-    natsStatus last = NATS_OK;
-    const char *text = nats_GetLastError(&last);
-    if (last != s || text == NULL || text[0] == '\0')
-        return natsStatus_GetText(s);
-    /* nats.c starts some texts with the "(file.c:123): " that set them. */
-    const char *end = text[0] == '(' ? strstr(text, "): ") : NULL;
-    return end != NULL ? end + 3 : text;
-}
 
 /* A JetStream request without a responder means the server runs without JetStream. */
 static const char *jetstream_hint(natsStatus s)
@@ -158,7 +144,7 @@ static int session_open(session *ses, const char *url)
     natsOptions_Destroy(opts);
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: cannot connect to NATS at %s: %s\n", ses->command, url,
-                failure_text(s));
+                cv_nats_failure_text(s));
         return CV_EXIT_FAILED;
     }
     jsOptions jo;
@@ -167,7 +153,7 @@ static int session_open(session *ses, const char *url)
     s = natsConnection_JetStream(&ses->js, ses->nc, &jo);
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: cannot use JetStream at %s: %s\n", ses->command, url,
-                failure_text(s));
+                cv_nats_failure_text(s));
         return CV_EXIT_FAILED;
     }
     return CV_EXIT_OK;
@@ -193,7 +179,7 @@ static int open_bucket(session *ses, kvStore **out)
     }
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: cannot open key-value bucket %s on %s: %s%s\n",
-                ses->command, bucket, ses->url, failure_text(s), jetstream_hint(s));
+                ses->command, bucket, ses->url, cv_nats_failure_text(s), jetstream_hint(s));
         return s == NATS_TIMEOUT ? CV_EXIT_TIMEOUT : CV_EXIT_FAILED;
     }
     return CV_EXIT_OK;
@@ -414,7 +400,7 @@ static int read_bucket(session *ses, kvStore *kv, table *t, const char *process,
     }
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: reading the bucket failed: %s\n", ses->command,
-                failure_text(s));
+                cv_nats_failure_text(s));
         return CV_EXIT_FAILED;
     }
     return CV_EXIT_OK;
@@ -507,7 +493,7 @@ static int print_stored(session *ses, kvStore *kv, const char *id)
     }
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: reading instance %s failed: %s\n", ses->command, id,
-                failure_text(s));
+                cv_nats_failure_text(s));
         return s == NATS_TIMEOUT ? CV_EXIT_TIMEOUT : CV_EXIT_FAILED;
     }
     cv_error err = {0};
@@ -767,7 +753,7 @@ static int count_events(session *ses, const char *filter, const char *id, uint64
     }
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: cannot read stream %s on %s: %s%s\n", ses->command,
-                ses->stream, ses->url, failure_text(s), jetstream_hint(s));
+                ses->stream, ses->url, cv_nats_failure_text(s), jetstream_hint(s));
         return s == NATS_TIMEOUT ? CV_EXIT_TIMEOUT : CV_EXIT_FAILED;
     }
     uint64_t total = 0;
@@ -825,7 +811,7 @@ static int read_events(session *ses, const char *filter, const char *prefix, boo
     }
     if (s != NATS_OK) {
         fprintf(stderr, "conveyor %s: reading stream %s failed: %s\n", ses->command,
-                ses->stream, failure_text(s));
+                ses->stream, cv_nats_failure_text(s));
         return CV_EXIT_FAILED;
     }
     return CV_EXIT_OK;

@@ -30,3 +30,14 @@ natsStatus cv_nats_set_urls(natsOptions *options, const char *urls)
     free(copy);
     return s;
 }
+
+const char *cv_nats_failure_text(natsStatus s)
+{
+    natsStatus last = NATS_OK;
+    const char *text = nats_GetLastError(&last);
+    if (last != s || text == NULL || text[0] == '\0')
+        return natsStatus_GetText(s);
+    /* nats.c starts some texts with the "(file.c:123): " that set them. */
+    const char *end = text[0] == '(' ? strstr(text, "): ") : NULL;
+    return end != NULL ? end + 3 : text;
+}

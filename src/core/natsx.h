@@ -11,4 +11,11 @@
  */
 natsStatus cv_nats_set_urls(natsOptions *options, const char *urls);
 
+/*
+ * Returns nats.c's text for the failure s: the detailed one it kept for
+ * this thread (a JetStream error's description) when that belongs to s,
+ * else the generic text of s.
+ */
+const char *cv_nats_failure_text(natsStatus s);
+
 #endif

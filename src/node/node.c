@@ -23,18 +23,27 @@
 
 #define CV_QUEUE_GROUP "conveyor"
 
+/* Wraps msg (taken) in a work item of kind; NULL, with msg destroyed, when out of memory. */
+static cv_work *new_work(cv_work_kind kind, natsMsg *msg)
+{
+    cv_work *item = calloc(1, sizeof *item);
+    if (item == NULL) {
+        natsMsg_Destroy(msg);
+        return NULL;
+    }
+    item->kind = kind;
+    item->msg = msg;
+    return item;
+}
+
 static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
     (void)sub;
     cv_node *node = closure;
-    cv_work *item = calloc(1, sizeof *item);
-    if (item == NULL) {
-        natsMsg_Destroy(msg);
+    cv_work *item = new_work(CV_WORK_REQUEST, msg);
+    if (item == NULL)
         return;
-    }
-    item->kind = CV_WORK_REQUEST;
-    item->msg = msg;
     cv_intake_instance_id(msg, item->instance);
     cv_node_route_work(node, item);
 }
@@ -44,21 +53,16 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     (void)nc;
     (void)sub;
     cv_node *node = closure;
-    cv_reply_address address;
-    cv_work *item = calloc(1, sizeof *item);
-    if (item == NULL) {
-        natsMsg_Destroy(msg);
-        return;
-    }
     /* With the kv store replies arrive through ORCH_REPLIES; only no-responders statuses come here. */
     if (node->store->durable && !natsMsg_IsNoResponders(msg)) {
         natsMsg_Destroy(msg);
-        free(item);
         return;
     }
-    item->kind = CV_WORK_REPLY;
-    item->msg = msg;
+    cv_work *item = new_work(CV_WORK_REPLY, msg);
+    if (item == NULL)
+        return;
     /* A malformed subject still goes to a worker, which records why it is ignored. */
+    cv_reply_address address;
     if (cv_subject_parse_reply(node->config.prefix, natsMsg_GetSubject(msg), &address))
         snprintf(item->instance, sizeof item->instance, "%s", address.instance);
     cv_node_route_work(node, item);
@@ -69,13 +73,9 @@ static void on_cancel(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     (void)nc;
     (void)sub;
     cv_node *node = closure;
-    cv_work *item = calloc(1, sizeof *item);
-    if (item == NULL) {
-        natsMsg_Destroy(msg);
+    cv_work *item = new_work(CV_WORK_CANCEL, msg);
+    if (item == NULL)
         return;
-    }
-    item->kind = CV_WORK_CANCEL;
-    item->msg = msg;
     const char *id = strrchr(natsMsg_GetSubject(msg), '.');
     snprintf(item->instance, sizeof item->instance, "%s", id ? id + 1 : "");
     cv_node_route_work(node, item);

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/natsx.h"
 #include "core/jsonx.h"
 #include "core/text.h"
 #include "store/store.h"
@@ -69,20 +70,6 @@ bool cv_store_kv_parse_storage(const char *text, cv_store_kv_storage *out)
     return false;
 }
 
-/*
- * Returns nats.c's text for the failure s: the detailed one it kept for
- * this thread (a JetStream error's description) when that belongs to s.
- */
-static const char *failure_text(natsStatus s)
-{
-    natsStatus last = NATS_OK;
-    const char *text = nats_GetLastError(&last);
-    if (last != s || text == NULL || text[0] == '\0')
-        return natsStatus_GetText(s);
-    /* nats.c starts some texts with the "(file.c:123): " that set them. */
-    const char *end = text[0] == '(' ? strstr(text, "): ") : NULL;
-    return end != NULL ? end + 3 : text;
-}
 
 static bool is_revision_mismatch(jsErrCode code)
 {
@@ -152,7 +139,7 @@ static cv_status write_failure(kv_store *k, natsStatus s, const char *id, size_t
                             " bytes",
                             id, len, natsConnection_GetMaxPayload(k->nc));
     return cv_error_set(err, CV_ERR_NATS, "writing instance %s to bucket %s failed: %s", id,
-                        k->bucket, failure_text(s));
+                        k->bucket, cv_nats_failure_text(s));
 }
 
 /*
@@ -248,7 +235,7 @@ static cv_status kv_acquire(cv_store *store, const char *id, const cv_rules *rul
         return cv_error_set(err, CV_ERR_NOT_FOUND, "no instance %s in bucket %s", id, k->bucket);
     if (s != NATS_OK)
         return cv_error_set(err, CV_ERR_NATS, "reading instance %s from bucket %s failed: %s", id,
-                            k->bucket, failure_text(s));
+                            k->bucket, cv_nats_failure_text(s));
 
     /* The value was written by a node, but the bucket is open to anyone with access. */
     cv_json_limits limits = {.max_bytes = 0, .max_depth = CV_JSON_MAX_DEPTH};
@@ -339,7 +326,7 @@ static cv_status open_bucket(kv_store *k, const cv_store_kv_options *options, cv
     }
     if (s != NATS_OK)
         return cv_error_set(err, CV_ERR_NATS, "cannot open or create key-value bucket %s: %s",
-                            k->bucket, failure_text(s));
+                            k->bucket, cv_nats_failure_text(s));
     return CV_OK;
 }
 
@@ -375,7 +362,7 @@ cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
     natsStatus s = natsConnection_JetStream(&k->js, nc, &js_options);
     cv_status st = CV_OK;
     if (s != NATS_OK)
-        st = cv_error_set(err, CV_ERR_NATS, "cannot get a JetStream context: %s", failure_text(s));
+        st = cv_error_set(err, CV_ERR_NATS, "cannot get a JetStream context: %s", cv_nats_failure_text(s));
     if (st == CV_OK)
         st = open_bucket(k, options, err);
     if (st != CV_OK) {
