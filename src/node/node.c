@@ -337,15 +337,23 @@ cv_status cv_node_run(cv_node *node, cv_error *err)
         pthread_cond_wait(&node->stop_cond, &node->stop_lock);
     pthread_mutex_unlock(&node->stop_lock);
 
-    CV_INFO("node stopping: draining subscriptions");
+    bool connected = natsConnection_Status(node->nc) == NATS_CONN_STATUS_CONNECTED;
     cv_puller_stop(&node->request_puller);
     cv_puller_stop(&node->reply_puller);
-    drain(node->request_sub);
-    drain(node->reply_sub);
-    drain(node->cancel_sub);
+    if (connected) {
+        CV_INFO("node stopping: draining subscriptions");
+        drain(node->request_sub);
+        drain(node->reply_sub);
+        drain(node->cancel_sub);
+    } else {
+        /* Draining and every store call would wait for a server that is not there. */
+        CV_WARN("node stopping without a NATS server: queued messages are left for redelivery");
+        atomic_store(&node->abandon, true);
+    }
     for (size_t i = 0; i < node->worker_count; i++)
         cv_worker_stop(node->workers[i]);
-    natsConnection_FlushTimeout(node->nc, 5000);
+    if (connected)
+        natsConnection_FlushTimeout(node->nc, 5000);
     atomic_store(&node->closing, true);
     CV_INFO("node stopped");
     return CV_OK;

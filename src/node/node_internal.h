@@ -49,6 +49,7 @@ struct cv_node {
     bool stop_requested;
     atomic_bool closing; /* set before the connection is closed on purpose */
     bool closed;         /* nats.c ran the closed callback: no callback can follow */
+    atomic_bool abandon; /* stopping without a server: workers drop what is still queued */
 };
 
 struct cv_worker {

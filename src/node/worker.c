@@ -154,6 +154,11 @@ static void *worker_main(void *arg)
     for (;;) {
         cv_work *item = cv_work_queue_pop(&worker->queue);
         cv_work_kind kind = item->kind;
+        if (kind != CV_WORK_STOP && atomic_load(&worker->node->abandon)) {
+            /* Unacknowledged, a stream message is delivered again once a node can reach NATS. */
+            cv_work_free(item);
+            continue;
+        }
         if (kind == CV_WORK_REQUEST)
             cv_intake_handle(worker, item);
         else if (kind == CV_WORK_REPLY)

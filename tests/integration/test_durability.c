@@ -246,6 +246,25 @@ static void server_restart_is_survived(void **state)
     cv_test_server_stop(&server);
 }
 
+static void node_stops_without_server(void **state)
+{
+    (void)state;
+    cv_test_server server;
+    cv_test_server_start(&server);
+    cv_test_node node;
+    cv_test_node_start(&node, &server, cv_test_source_path("tests/integration/rules"), "alone",
+                       node_args);
+    cv_test_process_kill(&server.process);
+    assert_true(cv_test_process_wait_log(&node.process, "nats disconnected", 10000));
+
+    int64_t started = cv_clock_mono_ms();
+    cv_test_node_stop(&node); /* asserts exit status 0 within its 10 s wait */
+    assert_true(cv_clock_mono_ms() - started < 5000);
+    assert_true(cv_test_process_count_log(&node.process, "node stopping without a NATS server") ==
+                1);
+    cv_test_server_stop(&server);
+}
+
 /* Returns a port p with p, p+1 and p+2 all free on 127.0.0.1 a moment ago. */
 static int free_port_run(void)
 {
@@ -434,6 +453,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(sigkill_of_one_node_loses_nothing, stop_leftovers),
         cmocka_unit_test_teardown(requests_wait_for_a_node, stop_leftovers),
+        cmocka_unit_test_teardown(node_stops_without_server, stop_leftovers),
     };
     /*
      * NOTE: the server tests do not pass reliably yet. After a nats-server
