@@ -153,6 +153,8 @@ json_t *cv_instance_to_json(const cv_instance *instance)
         json_object_set_new(doc, "error", cv_json_text(instance->error));
     if (doc != NULL && instance->outbox != NULL)
         json_object_set(doc, "outbox", instance->outbox);
+    if (doc != NULL)
+        json_object_set_new(doc, "answered", json_boolean(instance->answered));
     return doc;
 }
 
@@ -228,6 +230,7 @@ cv_status cv_instance_from_json(cv_instance **out, const json_t *doc, const cv_p
     instance->trail = json_deep_copy(trail);
     const char *error = json_string_value(json_object_get(doc, "error"));
     instance->error = error ? strdup(error) : NULL;
+    instance->answered = json_is_true(json_object_get(doc, "answered"));
     json_t *outbox = json_object_get(doc, "outbox");
     instance->outbox = json_is_array(outbox) ? json_deep_copy(outbox) : NULL;
     instance->created_ms = json_integer_value(json_object_get(doc, "created_ms"));

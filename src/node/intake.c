@@ -164,10 +164,43 @@ static bool served_by_stream(const cv_worker *worker, const cv_work *item)
            (reply == NULL || reply[0] == '\0');
 }
 
+/*
+ * The stream copy of a request may start the instance before the core copy
+ * of the same message is handled; that core copy still deserves the plain
+ * answer, not "duplicate". The first core copy to find an instance nobody
+ * was answered for claims it. A true repeat arriving before the original's
+ * core copy would be answered as the original; the two are milliseconds
+ * apart, so that is accepted.
+ */
+static bool claim_answer(cv_worker *worker, const char *id)
+{
+    cv_store *store = worker->node->store;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        cv_instance *instance = NULL;
+        if (store->ops->acquire(store, id, worker->rules, &instance, NULL) != CV_OK)
+            return false;
+        bool claimed = !instance->answered;
+        cv_status st = CV_OK;
+        if (claimed) {
+            instance->answered = true;
+            st = store->ops->commit(store, instance, NULL);
+        }
+        store->ops->release(store, instance);
+        if (st != CV_ERR_CONFLICT)
+            return claimed && st == CV_OK;
+    }
+    return false;
+}
+
 /* The instance exists already: answer, or finish what an earlier delivery started. */
 static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *process)
 {
     cv_store *store = worker->node->store;
+    if (!item->from_stream && claim_answer(worker, item->instance)) {
+        answer(worker->node, item->msg,
+               json_pack("{s:s, s:s}", "instance", item->instance, "process", process->name));
+        return;
+    }
     if (item->from_stream && item->redelivered) {
         cv_instance *instance = NULL;
         if (store->ops->acquire(store, item->instance, worker->rules, &instance, NULL) == CV_OK) {
@@ -183,9 +216,11 @@ static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *
     answer_duplicate(worker, item->msg, item->instance, process);
 }
 
-static cv_status start_instance(cv_worker *worker, cv_instance *instance, cv_error *err)
+static cv_status start_instance(cv_worker *worker, cv_work *item, cv_instance *instance,
+                                cv_error *err)
 {
     cv_store *store = worker->node->store;
+    instance->answered = !item->from_stream;
     cv_effects_reset(&worker->effects);
     cv_status st = cv_supervisor_start(instance, cv_rules_script(worker->rules),
                                        &worker->effects, err);
@@ -221,7 +256,7 @@ void cv_intake_handle(cv_worker *worker, cv_work *item)
         reject(node, msg, "out of memory");
         return;
     }
-    cv_status st = start_instance(worker, instance, &err);
+    cv_status st = start_instance(worker, item, instance, &err);
     if (st != CV_OK) {
         cv_instance_destroy(instance);
         cv_effects_reset(&worker->effects);
