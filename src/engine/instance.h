@@ -52,7 +52,7 @@ typedef struct cv_instance {
     size_t waiting_count;
     int *waiting; /* join steps waiting for branches; at most step_count entries */
     json_t *outbox;    /* owned array of recent effects (see outbox.h), NULL when unused */
-    bool answered;     /* the requester was told the instance id (see intake.c) */
+    bool answered;     /* the requester received the instance id (see intake.c) */
     uint64_t revision; /* store revision the instance was read at; 0 before it is stored */
     int64_t created_ms;
     int64_t updated_ms;

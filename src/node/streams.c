@@ -3,11 +3,8 @@
 #include <ctype.h>
 #include <stdio.h>
 
-/* JetStream error codes for a failed expected-sequence check (single server, cluster). */
-#define CV_JS_WRONG_LAST_SEQUENCE 10071
-#define CV_JS_CLUSTER_WRONG_LAST_SEQUENCE 10164
+/* JetStream's error code for a stream that does not exist. */
 #define CV_JS_STREAM_NOT_FOUND 10059
-#define CV_JS_CONSUMER_NOT_FOUND 10014
 
 void cv_streams_name(char *buf, const char *prefix, const char *kind)
 {
@@ -20,11 +17,6 @@ void cv_streams_name(char *buf, const char *prefix, const char *kind)
 void cv_streams_bucket_name(char *buf, const char *prefix)
 {
     snprintf(buf, CV_STREAM_NAME_MAX, "%.*s_instances", CV_STREAM_NAME_MAX / 2, prefix);
-}
-
-bool cv_streams_is_conflict(jsErrCode code)
-{
-    return code == CV_JS_WRONG_LAST_SEQUENCE || code == CV_JS_CLUSTER_WRONG_LAST_SEQUENCE;
 }
 
 static cv_status ensure_stream(jsCtx *js, const cv_streams_config *config, const char *name,

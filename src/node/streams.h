@@ -40,7 +40,4 @@ typedef struct cv_streams_config {
 /* Creates the three streams and two consumers when missing. */
 cv_status cv_streams_ensure(jsCtx *js, const cv_streams_config *config, cv_error *err);
 
-/* True for the JetStream API errors that mean "wrong last sequence": a lost compare-and-set. */
-bool cv_streams_is_conflict(jsErrCode code);
-
 #endif
