@@ -10,6 +10,7 @@ void cv_effects_reset(cv_effects *effects)
         json_decref(effects->events[i].body);
     effects->event_count = 0;
     effects->dispatch_count = 0;
+    effects->timer_count = 0;
 }
 
 void cv_effects_free(cv_effects *effects)
@@ -17,6 +18,7 @@ void cv_effects_free(cv_effects *effects)
     cv_effects_reset(effects);
     free(effects->dispatches);
     free(effects->events);
+    free(effects->timers);
     memset(effects, 0, sizeof *effects);
 }
 
@@ -42,7 +44,28 @@ cv_status cv_effects_add_dispatch(cv_effects *effects, const cv_attempt *attempt
     order->step = attempt->step;
     order->attempt = attempt->attempt;
     memcpy(order->token, attempt->token, sizeof order->token);
+    order->queued = attempt->queued;
     return CV_OK;
+}
+
+cv_status cv_effects_add_timer(cv_effects *effects, cv_timer_kind kind, const cv_attempt *attempt,
+                               int64_t due_ms)
+{
+    if (!grow((void **)&effects->timers, &effects->timer_capacity, effects->timer_count,
+              sizeof *effects->timers))
+        return CV_ERR_NOMEM;
+    cv_timer_order *timer = &effects->timers[effects->timer_count++];
+    timer->kind = kind;
+    timer->step = attempt->step;
+    timer->attempt = attempt->attempt;
+    memcpy(timer->token, attempt->token, sizeof timer->token);
+    timer->due_ms = due_ms;
+    return CV_OK;
+}
+
+bool cv_effects_empty(const cv_effects *effects)
+{
+    return effects->event_count == 0 && effects->dispatch_count == 0 && effects->timer_count == 0;
 }
 
 cv_status cv_effects_add_event(cv_effects *effects, const char *kind, const char *token,

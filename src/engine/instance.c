@@ -87,6 +87,8 @@ cv_attempt *cv_instance_add_attempt(cv_instance *instance, int step, int attempt
     a->attempt = attempt;
     cv_text_random_token(a->token, CV_TOKEN_LEN);
     a->started_ms = cv_clock_wall_ms();
+    a->due_ms = 0;
+    a->queued = false;
     return a;
 }
 
@@ -122,10 +124,14 @@ static json_t *attempts_to_json(const cv_instance *instance)
     json_t *list = json_array();
     for (size_t i = 0; i < instance->active_count; i++) {
         const cv_attempt *a = &instance->active[i];
-        json_array_append_new(list, json_pack("{s:s, s:i, s:s, s:I}", "step",
-                                              instance->process->steps[a->step].id, "attempt",
-                                              a->attempt, "token", a->token, "started_ms",
-                                              (json_int_t)a->started_ms));
+        json_t *item = json_pack("{s:s, s:i, s:s, s:I}", "step",
+                                 instance->process->steps[a->step].id, "attempt", a->attempt,
+                                 "token", a->token, "started_ms", (json_int_t)a->started_ms);
+        if (item != NULL && a->due_ms > 0)
+            json_object_set_new(item, "due_ms", json_integer(a->due_ms));
+        if (item != NULL && a->queued)
+            json_object_set_new(item, "queued", json_true());
+        json_array_append_new(list, item);
     }
     return list;
 }
@@ -199,6 +205,8 @@ static cv_status restore_lists(cv_instance *instance, const json_t *doc, cv_erro
             return cv_error_set(err, CV_ERR_INVALID, "active attempt %zu is malformed", i);
         memcpy(a->token, token, CV_TOKEN_LEN + 1);
         a->started_ms = json_integer_value(json_object_get(value, "started_ms"));
+        a->due_ms = json_integer_value(json_object_get(value, "due_ms"));
+        a->queued = json_is_true(json_object_get(value, "queued"));
     }
 
     json_array_foreach(json_object_get(doc, "waiting"), i, value) {

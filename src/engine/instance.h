@@ -11,6 +11,7 @@
 #define CV_ENGINE_INSTANCE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,12 +31,17 @@ typedef enum cv_instance_status {
     CV_INSTANCE_CANCELLED,
 } cv_instance_status;
 
-/* One dispatched step waiting for its reply. */
+/*
+ * One attempt at a step: sent and waiting for its reply, or, after a failed
+ * attempt, waiting for its back-off to end before it is sent.
+ */
 typedef struct cv_attempt {
     int step;
     int attempt; /* counts from 1 */
     char token[CV_TOKEN_LEN + 1];
     int64_t started_ms; /* wall clock */
+    int64_t due_ms;     /* > 0: not sent yet; its retry timer fires at this wall time */
+    bool queued;        /* sent through the queue after no NATS module answered: no timeout */
 } cv_attempt;
 
 typedef struct cv_instance {
@@ -69,7 +75,7 @@ void cv_instance_destroy(cv_instance *instance);
 /* Adds an attempt; returns it (valid until the active list changes) or NULL when out of memory. */
 cv_attempt *cv_instance_add_attempt(cv_instance *instance, int step, int attempt);
 
-/* Returns the index of the active attempt matching all three, or -1. */
+/* Returns the index of the attempt matching all three (sent or waiting), or -1. */
 int cv_instance_find_attempt(const cv_instance *instance, int step, int attempt,
                              const char *token);
 

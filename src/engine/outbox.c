@@ -14,10 +14,21 @@ static json_t *effects_to_json(const cv_effects *effects, const cv_process *proc
     for (size_t i = 0; i < effects->dispatch_count; i++) {
         const cv_dispatch_order *d = &effects->dispatches[i];
         json_array_append_new(dispatches,
-                              json_pack("{s:s, s:i, s:s}", "step", process->steps[d->step].id,
-                                        "attempt", d->attempt, "token", d->token));
+                              json_pack("{s:s, s:i, s:s, s:b}", "step", process->steps[d->step].id,
+                                        "attempt", d->attempt, "token", d->token, "queued",
+                                        d->queued));
     }
-    return json_pack("{s:o, s:o}", "events", events, "dispatches", dispatches);
+    json_t *timers = json_array();
+    for (size_t i = 0; i < effects->timer_count; i++) {
+        const cv_timer_order *t = &effects->timers[i];
+        json_array_append_new(timers, json_pack("{s:s, s:i, s:s, s:b, s:I}", "step",
+                                                process->steps[t->step].id, "attempt", t->attempt,
+                                                "token", t->token, "retry",
+                                                t->kind == CV_TIMER_RETRY, "due_ms",
+                                                (json_int_t)t->due_ms));
+    }
+    return json_pack("{s:o, s:o, s:o}", "events", events, "dispatches", dispatches, "timers",
+                     timers);
 }
 
 cv_status cv_outbox_record(cv_instance *instance, const char *key, const cv_effects *effects)
@@ -43,6 +54,19 @@ static int find_step(const cv_process *process, const char *id)
     return -1;
 }
 
+/* Reads the step, attempt and token of a recorded dispatch or timer; false when malformed. */
+static bool read_attempt(const json_t *item, const cv_process *process, cv_attempt *out)
+{
+    memset(out, 0, sizeof *out);
+    out->step = find_step(process, json_string_value(json_object_get(item, "step")));
+    out->attempt = (int)json_integer_value(json_object_get(item, "attempt"));
+    const char *token = json_string_value(json_object_get(item, "token"));
+    if (out->step < 0 || token == NULL || strlen(token) != CV_TOKEN_LEN)
+        return false;
+    memcpy(out->token, token, sizeof out->token);
+    return true;
+}
+
 static void replay_entry(const json_t *recorded, const cv_process *process, cv_effects *out)
 {
     size_t i;
@@ -54,15 +78,19 @@ static void replay_entry(const json_t *recorded, const cv_process *process, cv_e
                              json_deep_copy(json_object_get(item, "body")));
     }
     json_array_foreach(json_object_get(recorded, "dispatches"), i, item) {
-        cv_attempt attempt = {
-            .step = find_step(process, json_string_value(json_object_get(item, "step"))),
-            .attempt = (int)json_integer_value(json_object_get(item, "attempt")),
-        };
-        const char *token = json_string_value(json_object_get(item, "token"));
-        if (attempt.step < 0 || token == NULL || strlen(token) != CV_TOKEN_LEN)
-            continue;
-        memcpy(attempt.token, token, sizeof attempt.token);
-        cv_effects_add_dispatch(out, &attempt);
+        cv_attempt attempt;
+        if (read_attempt(item, process, &attempt)) {
+            attempt.queued = json_is_true(json_object_get(item, "queued"));
+            cv_effects_add_dispatch(out, &attempt);
+        }
+    }
+    json_array_foreach(json_object_get(recorded, "timers"), i, item) {
+        cv_attempt attempt;
+        if (read_attempt(item, process, &attempt))
+            cv_effects_add_timer(out,
+                                 json_is_true(json_object_get(item, "retry")) ? CV_TIMER_RETRY
+                                                                              : CV_TIMER_TIMEOUT,
+                                 &attempt, json_integer_value(json_object_get(item, "due_ms")));
     }
 }
 

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/jsonx.h"
 #include "engine/decide.h"
+#include "engine/reliability.h"
 
 static const char *transport_names[] = {"nats", "http", "queue", "lua"};
 
@@ -58,12 +59,31 @@ static void fail_instance(cv_instance *instance, cv_effects *effects, const char
     cv_effects_add_event(effects, "instance.failed", NULL, body);
 }
 
-static cv_status dispatch_step(cv_instance *instance, int step, int attempt, cv_effects *effects)
+/* Orders attempt a sent now, with its step.dispatched event and its timeout timer. */
+static cv_status send_attempt(cv_instance *instance, cv_attempt *a, cv_effects *effects)
+{
+    const cv_step *s = &instance->process->steps[a->step];
+    a->due_ms = 0;
+    a->started_ms = cv_clock_wall_ms();
+    if (cv_effects_add_dispatch(effects, a) != CV_OK)
+        return CV_ERR_NOMEM;
+    int64_t timeout = cv_step_timeout_ms(s, a->queued);
+    if (timeout > 0 &&
+        cv_effects_add_timer(effects, CV_TIMER_TIMEOUT, a, a->started_ms + timeout) != CV_OK)
+        return CV_ERR_NOMEM;
+
+    json_t *body = step_event(instance, a->step, a->attempt);
+    json_object_set_new(body, "subsystem", json_string(s->subsystem));
+    json_object_set_new(body, "transport", json_string(transport_names[s->transport]));
+    return cv_effects_add_event(effects, "step.dispatched", a->token, body);
+}
+
+static cv_status dispatch_step(cv_instance *instance, int step, cv_effects *effects)
 {
     const cv_process *process = instance->process;
     const cv_step *s = &process->steps[step];
 
-    if (attempt == 1 && ++instance->visits[step] > process->max_visits) {
+    if (++instance->visits[step] > process->max_visits) {
         char reason[CV_ERROR_TEXT_MAX];
         snprintf(reason, sizeof reason,
                  "step \"%s\" was visited more than %d times (max_visits of process \"%s\")",
@@ -71,15 +91,8 @@ static cv_status dispatch_step(cv_instance *instance, int step, int attempt, cv_
         fail_instance(instance, effects, reason);
         return CV_OK;
     }
-
-    cv_attempt *a = cv_instance_add_attempt(instance, step, attempt);
-    if (a == NULL || cv_effects_add_dispatch(effects, a) != CV_OK)
-        return CV_ERR_NOMEM;
-
-    json_t *body = step_event(instance, step, attempt);
-    json_object_set_new(body, "subsystem", json_string(s->subsystem));
-    json_object_set_new(body, "transport", json_string(transport_names[s->transport]));
-    return cv_effects_add_event(effects, "step.dispatched", a->token, body);
+    cv_attempt *a = cv_instance_add_attempt(instance, step, 1);
+    return a == NULL ? CV_ERR_NOMEM : send_attempt(instance, a, effects);
 }
 
 static bool is_waiting(const cv_instance *instance, int step)
@@ -114,7 +127,7 @@ static cv_status enter_step(cv_instance *instance, int step, cv_effects *effects
             return CV_OK;
         }
     }
-    return dispatch_step(instance, step, 1, effects);
+    return dispatch_step(instance, step, effects);
 }
 
 static cv_status enter_steps(cv_instance *instance, const int *steps, size_t count,
@@ -140,7 +153,7 @@ static cv_status release_ready_joins(cv_instance *instance, cv_effects *effects)
         instance->waiting_count--;
         memmove(&instance->waiting[i], &instance->waiting[i + 1],
                 (instance->waiting_count - i) * sizeof *instance->waiting);
-        cv_status st = dispatch_step(instance, step, 1, effects);
+        cv_status st = dispatch_step(instance, step, effects);
         if (st != CV_OK)
             return st;
         i = 0; /* the new attempt may hold back a join already passed over */
@@ -195,13 +208,7 @@ static cv_status ignore_result(cv_instance *instance, const cv_step_result *resu
     return cv_effects_add_event(effects, "reply.ignored", result->token, body);
 }
 
-/*
- * A step's final failure: its error becomes its output, then on_error
- * decides, or the instance fails.
- *
- * NOTE: every failure is final here because retries and timeouts are not
- * built yet; they belong before this point, driven by the step's `retry`.
- */
+/* A step's final failure: its error becomes its output, then on_error decides, or the instance fails. */
 static cv_status fail_step(cv_instance *instance, int step, int attempt, const char *token,
                            const char *error, bool permanent, cv_effects *effects)
 {
@@ -233,6 +240,44 @@ static cv_status fail_step(cv_instance *instance, int step, int attempt, const c
     return CV_OK;
 }
 
+/*
+ * Replaces the failed attempt with the next one, held back until its
+ * back-off ends; the retry timer sends it. The step.retrying event carries
+ * the failed attempt's token, so each failure is recorded once.
+ */
+static cv_status schedule_retry(cv_instance *instance, const cv_attempt *failed,
+                                const char *error, cv_effects *effects)
+{
+    const cv_step *s = &instance->process->steps[failed->step];
+    int64_t delay = cv_retry_delay_ms(&s->retry, failed->attempt, cv_retry_random_unit());
+    cv_attempt *next = cv_instance_add_attempt(instance, failed->step, failed->attempt + 1);
+    if (next == NULL)
+        return CV_ERR_NOMEM;
+    next->due_ms = cv_clock_wall_ms() + delay;
+    if (cv_effects_add_timer(effects, CV_TIMER_RETRY, next, next->due_ms) != CV_OK)
+        return CV_ERR_NOMEM;
+
+    char due[40];
+    cv_clock_format_rfc3339(next->due_ms, due, sizeof due);
+    json_t *body = step_event(instance, failed->step, failed->attempt);
+    json_object_set_new(body, "error", cv_json_text(error));
+    json_object_set_new(body, "next_attempt", json_integer(next->attempt));
+    json_object_set_new(body, "delay_ms", json_integer(delay));
+    json_object_set_new(body, "due", json_string(due));
+    return cv_effects_add_event(effects, "step.retrying", failed->token, body);
+}
+
+/* A failed attempt (already removed from the active list): retried while the step allows, else final. */
+static cv_status attempt_failed(cv_instance *instance, const cv_attempt *failed, const char *error,
+                                bool permanent, cv_effects *effects)
+{
+    const cv_step *s = &instance->process->steps[failed->step];
+    if (!permanent && s->has_retry && failed->attempt <= s->retry.max)
+        return schedule_retry(instance, failed, error, effects);
+    return fail_step(instance, failed->step, failed->attempt, failed->token, error, permanent,
+                     effects);
+}
+
 static cv_status complete_step(cv_instance *instance, int step, int attempt, const char *token,
                                const json_t *reply, cv_script *script, cv_effects *effects)
 {
@@ -261,37 +306,104 @@ static cv_status complete_step(cv_instance *instance, int step, int attempt, con
     return st;
 }
 
-cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *result,
-                              cv_script *script, cv_effects *effects, cv_error *err)
+static int find_step(const cv_process *process, const char *id)
 {
-    cv_status st;
-    int step = -1;
-    for (size_t i = 0; i < instance->process->step_count; i++) {
-        if (strcmp(instance->process->steps[i].id, result->step) == 0)
-            step = (int)i;
+    for (size_t i = 0; i < process->step_count; i++) {
+        if (strcmp(process->steps[i].id, id) == 0)
+            return (int)i;
     }
+    return -1;
+}
 
+/* A module's answer to an attempt in flight. */
+static cv_status apply_reply(cv_instance *instance, size_t index, const cv_step_result *result,
+                             cv_script *script, cv_effects *effects)
+{
+    cv_attempt a = instance->active[index];
+    cv_instance_remove_attempt(instance, index);
+    if (result->error != NULL)
+        return attempt_failed(instance, &a, result->error, result->permanent, effects);
+    return complete_step(instance, a.step, a.attempt, a.token, result->output, script, effects);
+}
+
+static cv_status apply_timeout(cv_instance *instance, size_t index, cv_effects *effects)
+{
+    cv_attempt a = instance->active[index];
+    char limit[32], error[64];
+    cv_duration_format(cv_step_timeout_ms(&instance->process->steps[a.step], a.queued), limit,
+                       sizeof limit);
+    snprintf(error, sizeof error, "timed out after %s", limit);
+    cv_instance_remove_attempt(instance, index);
+    return attempt_failed(instance, &a, error, false, effects);
+}
+
+/* No NATS module listens: the same attempt goes to the queue and waits there for a worker. */
+static cv_status apply_fallback(cv_instance *instance, size_t index, const char *reason,
+                                cv_effects *effects)
+{
+    cv_attempt *a = &instance->active[index];
+    const cv_step *s = &instance->process->steps[a->step];
+    a->queued = true;
+    if (cv_effects_add_dispatch(effects, a) != CV_OK)
+        return CV_ERR_NOMEM;
+    char token[CV_EVENT_TOKEN_MAX];
+    snprintf(token, sizeof token, "%s.queue", a->token);
+    json_t *body = step_event(instance, a->step, a->attempt);
+    json_object_set_new(body, "subsystem", json_string(s->subsystem));
+    json_object_set_new(body, "transport", json_string("queue"));
+    json_object_set_new(body, "fallback", cv_json_text(reason ? reason : "no module answered"));
+    return cv_effects_add_event(effects, "step.dispatched", token, body);
+}
+
+/* Timers and fallbacks for attempts no longer in that state are dropped without a trace. */
+static bool still_applies(const cv_instance *instance, int index, const cv_step_result *result)
+{
+    if (instance->status != CV_INSTANCE_RUNNING || index < 0)
+        return false;
+    const cv_attempt *a = &instance->active[index];
+    if (result->kind == CV_RESULT_RETRY_DUE)
+        return a->due_ms > 0;
+    return a->due_ms == 0 && !a->queued;
+}
+
+static cv_status apply_signal(cv_instance *instance, int index, const cv_step_result *result,
+                              cv_effects *effects)
+{
+    if (!still_applies(instance, index, result))
+        return CV_OK;
+    if (result->kind == CV_RESULT_TIMEOUT)
+        return apply_timeout(instance, (size_t)index, effects);
+    if (result->kind == CV_RESULT_RETRY_DUE)
+        return send_attempt(instance, &instance->active[index], effects);
+    return apply_fallback(instance, (size_t)index, result->error, effects);
+}
+
+static cv_status apply_any(cv_instance *instance, const cv_step_result *result,
+                           cv_script *script, cv_effects *effects)
+{
+    int step = find_step(instance->process, result->step);
     int index = step < 0 ? -1
                          : cv_instance_find_attempt(instance, step, result->attempt,
                                                     result->token);
+    if (result->kind != CV_RESULT_REPLY)
+        return apply_signal(instance, index, result, effects);
     if (instance->status != CV_INSTANCE_RUNNING)
-        st = ignore_result(instance, result, "instance is no longer running", effects);
-    else if (step < 0)
-        st = ignore_result(instance, result, "the process has no such step", effects);
-    else if (index < 0)
-        st = ignore_result(instance, result, "not an attempt in flight (late or duplicate reply)",
-                           effects);
-    else {
-        cv_instance_remove_attempt(instance, (size_t)index);
-        if (result->error != NULL)
-            st = fail_step(instance, step, result->attempt, result->token, result->error,
-                           result->permanent, effects);
-        else
-            st = complete_step(instance, step, result->attempt, result->token, result->output,
-                               script, effects);
-        if (st == CV_OK)
-            st = finish_change(instance, effects);
-    }
+        return ignore_result(instance, result, "instance is no longer running", effects);
+    if (step < 0)
+        return ignore_result(instance, result, "the process has no such step", effects);
+    if (index < 0 || instance->active[index].due_ms > 0)
+        return ignore_result(instance, result,
+                             "not an attempt in flight (late or duplicate reply)", effects);
+    return apply_reply(instance, (size_t)index, result, script, effects);
+}
+
+cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *result,
+                              cv_script *script, cv_effects *effects, cv_error *err)
+{
+    bool running = instance->status == CV_INSTANCE_RUNNING;
+    cv_status st = apply_any(instance, result, script, effects);
+    if (st == CV_OK && running && !cv_effects_empty(effects))
+        st = finish_change(instance, effects);
     if (st != CV_OK)
         return cv_error_set(err, st, "out of memory applying a reply to instance %s",
                             instance->id);

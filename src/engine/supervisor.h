@@ -15,13 +15,26 @@
 #include "engine/instance.h"
 #include "engine/script.h"
 
-/* The outcome of one attempt, as a module or a timer reported it. */
+/* What reported on an attempt. */
+typedef enum cv_result_kind {
+    CV_RESULT_REPLY = 0,  /* the module answered, or the node failed to reach it */
+    CV_RESULT_TIMEOUT,    /* the attempt's timeout timer fired */
+    CV_RESULT_RETRY_DUE,  /* the attempt's back-off is over */
+    CV_RESULT_FALLBACK,   /* no NATS module is subscribed: send the attempt through the queue */
+} cv_result_kind;
+
+/*
+ * The outcome of one attempt, as a module or a timer reported it. A timer
+ * or a fallback for an attempt that is no longer in that state changes
+ * nothing and leaves no trace: it is the normal fate of most timers.
+ */
 typedef struct cv_step_result {
+    cv_result_kind kind;
     const char *step;  /* step id, from the reply subject */
     int attempt;
     const char *token;
     const json_t *output; /* borrowed reply value; NULL for an empty body; unused on error */
-    const char *error;    /* NULL when the attempt succeeded */
+    const char *error;    /* NULL when the attempt succeeded; with FALLBACK, why */
     bool permanent;       /* with error: do not retry */
 } cv_step_result;
 
@@ -30,9 +43,12 @@ cv_status cv_supervisor_start(cv_instance *instance, cv_script *script, cv_effec
                               cv_error *err);
 
 /*
- * Applies result to instance. A result for an attempt that is not in flight
+ * Applies result to instance. A reply for an attempt that is not in flight
  * (stale, duplicate, unknown step, finished instance) changes nothing but a
- * reply.ignored event. Fails only when memory runs out.
+ * reply.ignored event. A failed attempt is retried as the step's `retry`
+ * says: the next attempt waits for its back-off (a step.retrying event and
+ * a retry timer), then goes out when that timer reports. Fails only when
+ * memory runs out.
  */
 cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *result,
                               cv_script *script, cv_effects *effects, cv_error *err);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "node/node_internal.h"
 
@@ -33,54 +34,112 @@ json_t *cv_dispatch_body(const cv_instance *instance, const cv_dispatch_order *o
     return body;
 }
 
+static cv_status set_headers(natsMsg *msg, const cv_instance *instance, const cv_step *step,
+                             int attempt)
+{
+    char number[16];
+    snprintf(number, sizeof number, "%d", attempt);
+    if (natsMsgHeader_Set(msg, "Orch-Instance", instance->id) != NATS_OK ||
+        natsMsgHeader_Set(msg, "Orch-Process", instance->process->name) != NATS_OK ||
+        natsMsgHeader_Set(msg, "Orch-Step", step->id) != NATS_OK ||
+        natsMsgHeader_Set(msg, "Orch-Attempt", number) != NATS_OK)
+        return CV_ERR_NATS;
+    return CV_OK;
+}
+
+cv_status cv_dispatch_message(natsMsg **out, const cv_instance *instance,
+                              const cv_dispatch_order *order, const char *subject,
+                              const char *reply, cv_error *err)
+{
+    json_t *body = cv_dispatch_body(instance, order, err);
+    if (body == NULL)
+        return err->status;
+    char *text = cv_json_dump(body);
+    json_decref(body);
+    if (text == NULL)
+        return cv_error_set(err, CV_ERR_NOMEM, "out of memory encoding the step body");
+
+    natsMsg *msg = NULL;
+    natsStatus s = natsMsg_Create(&msg, subject, reply, text, (int)strlen(text));
+    free(text);
+    if (s == NATS_OK &&
+        set_headers(msg, instance, &instance->process->steps[order->step], order->attempt) != CV_OK)
+        s = NATS_NO_MEMORY;
+    if (s != NATS_OK) {
+        natsMsg_Destroy(msg);
+        return cv_error_set(err, CV_ERR_NOMEM, "cannot build the message for %s: %s", subject,
+                            natsStatus_GetText(s));
+    }
+    *out = msg;
+    return CV_OK;
+}
+
+void cv_node_post_result(cv_node *node, const char *instance, const char *step, int attempt,
+                         const char *token, json_t *output, const char *error, bool permanent)
+{
+    cv_work *item = calloc(1, sizeof *item);
+    if (item != NULL) {
+        item->step = strdup(step);
+        item->error = error ? strdup(error) : NULL;
+    }
+    if (item == NULL || item->step == NULL || (error != NULL && item->error == NULL)) {
+        json_decref(output);
+        cv_work_free(item);
+        CV_ERROR("step result lost instance=%s step=%s attempt=%d error=\"out of memory\"",
+                 instance, step, attempt);
+        return;
+    }
+    item->kind = CV_WORK_LOCAL_RESULT;
+    snprintf(item->instance, sizeof item->instance, "%s", instance);
+    item->attempt = attempt;
+    snprintf(item->token, sizeof item->token, "%s", token);
+    item->output = output;
+    item->permanent = permanent;
+    cv_node_route_work(node, item);
+}
+
 void cv_dispatch_local_result(cv_worker *worker, const cv_instance *instance,
                               const cv_dispatch_order *order, json_t *output, const char *error,
                               bool permanent)
 {
-    cv_work *item = calloc(1, sizeof *item);
-    if (item == NULL) {
-        json_decref(output);
-        CV_ERROR("step result lost instance=%s step=%s error=\"out of memory\"", instance->id,
-                 instance->process->steps[order->step].id);
-        return;
-    }
-    item->kind = CV_WORK_LOCAL_RESULT;
-    snprintf(item->instance, sizeof item->instance, "%s", instance->id);
-    item->step = strdup(instance->process->steps[order->step].id);
-    item->attempt = order->attempt;
-    memcpy(item->token, order->token, sizeof item->token);
-    item->output = output;
-    item->error = error ? strdup(error) : NULL;
-    item->permanent = permanent;
     /* Queued, not applied here, so a chain of in-node steps runs as a loop, not a recursion. */
-    cv_work_queue_push(&worker->queue, item);
+    cv_node_post_result(worker->node, instance->id, instance->process->steps[order->step].id,
+                        order->attempt, order->token, output, error, permanent);
+}
+
+/* A step that could not be sent fails like a module's error reply, and may be retried. */
+static void send_failed(cv_worker *worker, cv_instance *instance, const cv_dispatch_order *order,
+                        const cv_error *err)
+{
+    CV_WARN("step not sent instance=%s step=%s attempt=%d error=%s", instance->id,
+            instance->process->steps[order->step].id, order->attempt, cv_log_quote(err->text));
+    cv_dispatch_local_result(worker, instance, order, NULL, err->text,
+                             err->status == CV_ERR_INVALID || err->status == CV_ERR_LIMIT);
 }
 
 void cv_dispatch_send(cv_worker *worker, cv_instance *instance, const cv_dispatch_order *order)
 {
     const cv_step *step = &instance->process->steps[order->step];
     cv_error err;
+    if (order->queued || step->transport == CV_TRANSPORT_QUEUE) {
+        if (cv_transport_queue_send(worker, instance, order, &err) != CV_OK)
+            send_failed(worker, instance, order, &err);
+        return;
+    }
     switch (step->transport) {
     case CV_TRANSPORT_LUA:
         cv_transport_lua_run(worker, instance, order);
         return;
     case CV_TRANSPORT_NATS:
-        if (cv_transport_nats_send(worker, instance, order, &err) == CV_OK) {
+        if (cv_transport_nats_send(worker, instance, order, &err) == CV_OK)
             cv_resend_note(worker, instance, order);
-        } else {
-            CV_WARN("step not sent instance=%s step=%s attempt=%d error=%s", instance->id,
-                    step->id, order->attempt, cv_log_quote(err.text));
-            cv_dispatch_local_result(worker, instance, order, NULL, err.text, false);
-        }
+        else
+            send_failed(worker, instance, order, &err);
         return;
     case CV_TRANSPORT_HTTP:
-    case CV_TRANSPORT_QUEUE:
-        /* NOTE: the http and queue transports are not built yet; such a step fails at once. */
-        cv_dispatch_local_result(worker, instance, order, NULL,
-                                 step->transport == CV_TRANSPORT_HTTP
-                                     ? "the http transport is not available in this version"
-                                     : "the queue transport is not available in this version",
-                                 true);
+        cv_transport_http_send(worker, instance, order);
         return;
+    case CV_TRANSPORT_QUEUE:
+        return; /* sent above */
     }
 }

@@ -195,11 +195,36 @@ static cv_status start_workers(cv_node *node, cv_error *err)
     return CV_OK;
 }
 
+/*
+ * With the memory store the queue transport still needs the TASKS stream;
+ * a server without JetStream simply has no queue, and says so once.
+ */
+static void open_memory_queue(cv_node *node)
+{
+    cv_error err;
+    natsStatus s = natsConnection_JetStream(&node->js, node->nc, NULL);
+    if (s == NATS_OK && cv_streams_ensure_tasks(node->js, &node->streams, &err) == CV_OK) {
+        node->queue_available = true;
+        return;
+    }
+    CV_WARN("queue transport unavailable error=%s",
+            cv_log_quote(s != NATS_OK ? natsStatus_GetText(s) : err.text));
+}
+
 static cv_status create_store(cv_node *node, cv_error *err)
 {
     const cv_node_config *config = &node->config;
-    if (strcmp(config->state, "memory") == 0)
+    node->streams = (cv_streams_config){
+        .prefix = config->prefix,
+        .memory_storage = config->memory_storage,
+        .replicas = config->replicas,
+        .ack_wait_ms = config->ack_wait_ms,
+        .events_max_age_ms = 7LL * 24 * 3600 * 1000,
+    };
+    if (strcmp(config->state, "memory") == 0) {
+        open_memory_queue(node);
         return cv_store_memory_create(&node->store, config->keep_finished, err);
+    }
     if (strcmp(config->state, "kv") != 0)
         return cv_error_set(err, CV_ERR_INVALID, "unknown state store \"%s\": use kv or memory",
                             config->state);
@@ -218,14 +243,9 @@ static cv_status create_store(cv_node *node, cv_error *err)
     if (s != NATS_OK)
         return cv_error_set(err, CV_ERR_NATS, "JetStream is not available: %s",
                             natsStatus_GetText(s));
-    cv_streams_config streams = {
-        .prefix = config->prefix,
-        .memory_storage = config->memory_storage,
-        .replicas = config->replicas,
-        .ack_wait_ms = config->ack_wait_ms,
-        .events_max_age_ms = 7LL * 24 * 3600 * 1000,
-    };
-    return cv_streams_ensure(node->js, &streams, err);
+    st = cv_streams_ensure(node->js, &node->streams, err);
+    node->queue_available = st == CV_OK;
+    return st;
 }
 
 /*
@@ -262,8 +282,14 @@ cv_status cv_node_create(cv_node **out, const cv_node_config *config, cv_error *
     cv_status st = connect_nats(node, err);
     if (st == CV_OK)
         st = create_store_patiently(node, err);
+    if (st == CV_OK && !node->store->durable)
+        st = cv_local_timers_create(&node->local_timers, node, err);
+    if (st == CV_OK)
+        st = cv_http_client_create(&node->http, node, err);
     if (st == CV_OK)
         st = start_workers(node, err);
+    if (st == CV_OK && node->queue_available)
+        st = cv_transport_queue_prepare(node, err);
     if (st != CV_OK) {
         cv_node_destroy(node);
         return st;
@@ -313,6 +339,10 @@ static cv_status subscribe(cv_node *node, cv_error *err)
     if (st == CV_OK)
         st = cv_puller_start(&node->reply_puller, node, node->js, CV_WORK_REPLY, stream,
                              CV_CONSUMER_REPLIES, err);
+    cv_streams_name(stream, node->config.prefix, "TIMERS");
+    if (st == CV_OK)
+        st = cv_puller_start(&node->timer_puller, node, node->js, CV_WORK_TIMER, stream,
+                             CV_CONSUMER_TIMERS, err);
     return st;
 }
 
@@ -340,6 +370,7 @@ cv_status cv_node_run(cv_node *node, cv_error *err)
     bool connected = natsConnection_Status(node->nc) == NATS_CONN_STATUS_CONNECTED;
     cv_puller_stop(&node->request_puller);
     cv_puller_stop(&node->reply_puller);
+    cv_puller_stop(&node->timer_puller);
     if (connected) {
         CV_INFO("node stopping: draining subscriptions");
         drain(node->request_sub);
@@ -373,10 +404,20 @@ void cv_node_destroy(cv_node *node)
         return;
     cv_puller_stop(&node->request_puller);
     cv_puller_stop(&node->reply_puller);
+    cv_puller_stop(&node->timer_puller);
     natsSubscription_Destroy(node->request_sub);
     natsSubscription_Destroy(node->reply_sub);
     natsSubscription_Destroy(node->cancel_sub);
-    /* Workers stop before the connection closes: their last effects still publish. */
+    /*
+     * Workers stop before the connection closes: their last effects still
+     * publish. The HTTP and timer threads stop after the workers (nothing
+     * new is sent) and before their queues go (nothing is posted to freed
+     * memory).
+     */
+    for (size_t i = 0; i < node->worker_count; i++)
+        cv_worker_stop(node->workers[i]);
+    cv_http_client_destroy(node->http);
+    cv_local_timers_destroy(node->local_timers);
     for (size_t i = 0; i < node->worker_count; i++)
         cv_worker_destroy(node->workers[i]);
     free(node->workers);

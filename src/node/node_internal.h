@@ -15,11 +15,14 @@
 #include "engine/supervisor.h"
 #include "node/node.h"
 #include "node/pull.h"
+#include "node/streams.h"
+#include "node/timers.h"
 #include "node/work_queue.h"
 #include "rules/rules.h"
 #include "store/store.h"
 
 typedef struct cv_worker cv_worker;
+typedef struct cv_http_client cv_http_client;
 
 /* Dispatches remembered per worker for sending again after a reconnect. */
 #define CV_RECENT_DISPATCHES 1024
@@ -44,6 +47,11 @@ struct cv_node {
     natsSubscription *cancel_sub;
     cv_puller request_puller;
     cv_puller reply_puller;
+    cv_puller timer_puller;
+    cv_local_timers *local_timers; /* memory store only */
+    cv_streams_config streams;
+    bool queue_available; /* the server offers JetStream, so the TASKS stream exists */
+    cv_http_client *http; /* the HTTP transport's transfers, one thread for all of them */
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stop_requested;
@@ -113,6 +121,12 @@ void cv_dispatch_send(cv_worker *worker, cv_instance *instance, const cv_dispatc
 void cv_dispatch_local_result(cv_worker *worker, const cv_instance *instance,
                               const cv_dispatch_order *order, json_t *output, const char *error,
                               bool permanent);
+/*
+ * Queues the result of an attempt for the worker that owns instance; safe
+ * from any thread. Takes output; copies the strings.
+ */
+void cv_node_post_result(cv_node *node, const char *instance, const char *step, int attempt,
+                         const char *token, json_t *output, const char *error, bool permanent);
 
 /* resend.c: remembers a dispatch sent over core NATS. */
 void cv_resend_note(cv_worker *worker, const cv_instance *instance,
@@ -123,9 +137,34 @@ void cv_resend_recent(cv_worker *worker);
 /* transport_nats.c */
 cv_status cv_transport_nats_send(cv_worker *worker, const cv_instance *instance,
                                  const cv_dispatch_order *order, cv_error *err);
+/*
+ * transport_http.c: the HTTP transport. One thread drives every transfer
+ * through libcurl's multi interface; results come back to the owning
+ * worker through cv_node_post_result.
+ */
+cv_status cv_http_client_create(cv_http_client **out, cv_node *node, cv_error *err);
+/* Stops the thread; transfers still running are dropped (their attempts time out). */
+void cv_http_client_destroy(cv_http_client *client);
+/* Builds the request for order in the worker's thread and hands it to the HTTP thread. */
+void cv_transport_http_send(cv_worker *worker, const cv_instance *instance,
+                            const cv_dispatch_order *order);
+/* transport_queue.c: publishes the step to <prefix>.task.<subsystem> in the TASKS stream. */
+cv_status cv_transport_queue_send(cv_worker *worker, const cv_instance *instance,
+                                  const cv_dispatch_order *order, cv_error *err);
+/* transport_queue.c: creates the consumers of the queue modules the rules declare. */
+cv_status cv_transport_queue_prepare(cv_node *node, cv_error *err);
+
 /* transport_lua.c: runs the Lua module and queues its result. */
 void cv_transport_lua_run(cv_worker *worker, const cv_instance *instance,
                           const cv_dispatch_order *order);
+
+/*
+ * dispatch.c: the message of a step for subject: its body and the headers
+ * Orch-Instance, Orch-Process, Orch-Step and Orch-Attempt. reply may be NULL.
+ */
+cv_status cv_dispatch_message(natsMsg **out, const cv_instance *instance,
+                              const cv_dispatch_order *order, const char *subject,
+                              const char *reply, cv_error *err);
 
 /* The step body every transport sends: {"instance", "process", "step", "attempt", "params", "data"}. */
 json_t *cv_dispatch_body(const cv_instance *instance, const cv_dispatch_order *order,

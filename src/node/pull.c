@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "node/node_internal.h"
 #include "node/subjects.h"
+#include "node/timers.h"
 
 /* Messages asked for per pull request, and how long one pull waits. */
 #define CV_PULL_BATCH 256
@@ -56,6 +57,12 @@ static void route_message(cv_puller *puller, natsMsg *msg)
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         item->redelivered = meta->NumDelivered > 1;
         jsMsgMetaData_Destroy(meta);
+    }
+    if (puller->kind == CV_WORK_TIMER) {
+        item->msg = NULL;
+        cv_timers_take(puller->node, msg, item->redelivered);
+        cv_work_free(item);
+        return;
     }
     if (!route_key(puller, item)) {
         natsMsg_Ack(msg, NULL);

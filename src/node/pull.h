@@ -19,7 +19,7 @@ typedef struct cv_node cv_node;
 
 typedef struct cv_puller {
     cv_node *node;
-    cv_work_kind kind; /* CV_WORK_REQUEST or CV_WORK_REPLY */
+    cv_work_kind kind; /* CV_WORK_REQUEST, CV_WORK_REPLY or CV_WORK_TIMER */
     char stream[160];
     const char *consumer;
     natsSubscription *sub;

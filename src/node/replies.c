@@ -44,6 +44,9 @@ void cv_replies_handle(cv_worker *worker, cv_work *item)
     if (natsMsg_IsNoResponders(msg)) {
         snprintf(error, sizeof error, "no module is subscribed to the step's dispatch subject");
         result.error = error;
+        /* Not lost: with JetStream the step waits in the queue for a worker. */
+        if (node->queue_available)
+            result.kind = CV_RESULT_FALLBACK;
     } else if (natsMsgHeader_Get(msg, "Orch-Error", &header_error) == NATS_OK &&
                header_error != NULL) {
         result.error = header_error[0] != '\0' ? header_error : "module reported an error";

@@ -60,8 +60,15 @@ static cv_status ensure_stream(jsCtx *js, const cv_streams_config *config, const
     return CV_OK;
 }
 
+/* Settings that differ between consumers; zero values take the node's defaults. */
+typedef struct consumer_shape {
+    const char *filter;   /* NULL: the whole stream */
+    int64_t max_pending;  /* 0: 20000 */
+    int64_t ack_wait_ms;  /* 0: the node's --ack-wait */
+} consumer_shape;
+
 static cv_status ensure_consumer(jsCtx *js, const cv_streams_config *config, const char *stream,
-                                 const char *durable, cv_error *err)
+                                 const char *durable, consumer_shape shape, cv_error *err)
 {
     jsConsumerInfo *info = NULL;
     jsErrCode code = 0;
@@ -74,9 +81,10 @@ static cv_status ensure_consumer(jsCtx *js, const cv_streams_config *config, con
     jsConsumerConfig_Init(&cc);
     cc.Durable = durable;
     cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = config->ack_wait_ms * 1000000;
+    cc.AckWait = (shape.ack_wait_ms != 0 ? shape.ack_wait_ms : config->ack_wait_ms) * 1000000;
     cc.MaxDeliver = -1;
-    cc.MaxAckPending = 20000;
+    cc.MaxAckPending = shape.max_pending != 0 ? shape.max_pending : 20000;
+    cc.FilterSubject = shape.filter;
     cc.Replicas = config->replicas;
     s = js_AddConsumer(&info, js, stream, &cc, NULL, &code);
     if (s != NATS_OK)
@@ -86,12 +94,24 @@ static cv_status ensure_consumer(jsCtx *js, const cv_streams_config *config, con
     return CV_OK;
 }
 
+/*
+ * Timers wait as unacknowledged messages handed back with a delay, so the
+ * consumer holds every step's timeout at once: its pending limit must be
+ * far above what a busy node keeps in flight (steps per second times the
+ * timeout), or timers fall due late. A node hands a timer back or fires it
+ * within moments of taking it, so a short ack wait bounds how late a timer
+ * is when its node dies holding it; firing one twice is harmless.
+ */
+static const consumer_shape timers_shape = {.max_pending = 1000000, .ack_wait_ms = 5000};
+
 cv_status cv_streams_ensure(jsCtx *js, const cv_streams_config *config, cv_error *err)
 {
     char requests[CV_STREAM_NAME_MAX], replies[CV_STREAM_NAME_MAX], events[CV_STREAM_NAME_MAX];
+    char timers[CV_STREAM_NAME_MAX];
     cv_streams_name(requests, config->prefix, "REQUESTS");
     cv_streams_name(replies, config->prefix, "REPLIES");
     cv_streams_name(events, config->prefix, "EVENTS");
+    cv_streams_name(timers, config->prefix, "TIMERS");
 
     cv_status st =
         ensure_stream(js, config, requests, "request", js_WorkQueuePolicy, 0, false, err);
@@ -101,8 +121,30 @@ cv_status cv_streams_ensure(jsCtx *js, const cv_streams_config *config, cv_error
         st = ensure_stream(js, config, events, "event", js_LimitsPolicy,
                            config->events_max_age_ms, true, err);
     if (st == CV_OK)
-        st = ensure_consumer(js, config, requests, CV_CONSUMER_REQUESTS, err);
+        st = ensure_stream(js, config, timers, "timer", js_WorkQueuePolicy, 0, true, err);
     if (st == CV_OK)
-        st = ensure_consumer(js, config, replies, CV_CONSUMER_REPLIES, err);
+        st = cv_streams_ensure_tasks(js, config, err);
+    if (st == CV_OK)
+        st = ensure_consumer(js, config, requests, CV_CONSUMER_REQUESTS, (consumer_shape){0}, err);
+    if (st == CV_OK)
+        st = ensure_consumer(js, config, replies, CV_CONSUMER_REPLIES, (consumer_shape){0}, err);
+    if (st == CV_OK)
+        st = ensure_consumer(js, config, timers, CV_CONSUMER_TIMERS, timers_shape, err);
     return st;
+}
+
+cv_status cv_streams_ensure_tasks(jsCtx *js, const cv_streams_config *config, cv_error *err)
+{
+    char tasks[CV_STREAM_NAME_MAX];
+    cv_streams_name(tasks, config->prefix, "TASKS");
+    return ensure_stream(js, config, tasks, "task", js_WorkQueuePolicy, 0, true, err);
+}
+
+cv_status cv_streams_ensure_task_consumer(jsCtx *js, const cv_streams_config *config,
+                                          const char *subsystem, cv_error *err)
+{
+    char tasks[CV_STREAM_NAME_MAX], filter[320];
+    cv_streams_name(tasks, config->prefix, "TASKS");
+    snprintf(filter, sizeof filter, "%s.task.%s", config->prefix, subsystem);
+    return ensure_consumer(js, config, tasks, subsystem, (consumer_shape){.filter = filter}, err);
 }

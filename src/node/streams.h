@@ -15,6 +15,7 @@
 
 #define CV_CONSUMER_REQUESTS "conveyor-requests"
 #define CV_CONSUMER_REPLIES "conveyor-replies"
+#define CV_CONSUMER_TIMERS "conveyor-timers"
 
 /* Longest stream or bucket name built from a prefix. */
 #define CV_STREAM_NAME_MAX 160
@@ -37,7 +38,21 @@ typedef struct cv_streams_config {
     int64_t events_max_age_ms;
 } cv_streams_config;
 
-/* Creates the three streams and two consumers when missing. */
+/*
+ * Creates, when missing, the streams REQUESTS, REPLIES, EVENTS, TIMERS and
+ * TASKS and the consumers of the first, second and fourth.
+ */
 cv_status cv_streams_ensure(jsCtx *js, const cv_streams_config *config, cv_error *err);
+
+/* Creates the TASKS stream alone when missing: the memory store still offers the queue transport. */
+cv_status cv_streams_ensure_tasks(jsCtx *js, const cv_streams_config *config, cv_error *err);
+
+/*
+ * Creates, when missing, the durable consumer named subsystem on the TASKS
+ * stream, reading <prefix>.task.<subsystem>: the consumer queue workers of
+ * that subsystem bind to.
+ */
+cv_status cv_streams_ensure_task_consumer(jsCtx *js, const cv_streams_config *config,
+                                          const char *subsystem, cv_error *err);
 
 #endif

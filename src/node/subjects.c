@@ -91,3 +91,25 @@ bool cv_subject_request(char *buf, const char *prefix, const char *process)
 {
     return fits(snprintf(buf, CV_SUBJECT_MAX, "%s.request.%s", prefix, process));
 }
+
+bool cv_subject_task(char *buf, const char *prefix, const char *subsystem)
+{
+    return fits(snprintf(buf, CV_SUBJECT_MAX, "%s.task.%s", prefix, subsystem));
+}
+
+bool cv_subject_timer(char *buf, const char *prefix, const char *instance)
+{
+    return fits(snprintf(buf, CV_SUBJECT_MAX, "%s.timer.%s", prefix, instance));
+}
+
+const char *cv_subject_timer_instance(const char *prefix, const char *subject)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(subject, prefix, n) != 0 || strncmp(subject + n, ".timer.", 7) != 0)
+        return NULL;
+    const char *instance = subject + n + 7;
+    if (instance[0] == '\0' || strchr(instance, '.') != NULL ||
+        strlen(instance) > CV_INSTANCE_ID_MAX)
+        return NULL;
+    return instance;
+}

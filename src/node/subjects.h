@@ -4,6 +4,8 @@
  *   <prefix>.dispatch.<subsystem>
  *   <prefix>.reply.<instance>.<step>.<attempt>.<token>
  *   <prefix>.event.<process>.<instance>.<kind>
+ *   <prefix>.task.<subsystem>        (stream <PREFIX>_TASKS)
+ *   <prefix>.timer.<instance>        (stream <PREFIX>_TIMERS)
  */
 #ifndef CV_NODE_SUBJECTS_H
 #define CV_NODE_SUBJECTS_H
@@ -39,5 +41,10 @@ bool cv_subject_dispatch(char *buf, const char *prefix, const char *subsystem);
 bool cv_subject_event(char *buf, const char *prefix, const char *process, const char *instance,
                       const char *kind);
 bool cv_subject_request(char *buf, const char *prefix, const char *process);
+bool cv_subject_task(char *buf, const char *prefix, const char *subsystem);
+bool cv_subject_timer(char *buf, const char *prefix, const char *instance);
+
+/* Returns the instance token of "<prefix>.timer.<instance>", or NULL. Points into subject. */
+const char *cv_subject_timer_instance(const char *prefix, const char *subject);
 
 #endif

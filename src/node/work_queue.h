@@ -10,11 +10,13 @@
 #include <stdbool.h>
 
 #include "engine/instance.h"
+#include "engine/supervisor.h"
 
 typedef enum cv_work_kind {
     CV_WORK_REQUEST,      /* a message on <prefix>.request.<process> */
     CV_WORK_REPLY,        /* a message on <prefix>.reply.... */
-    CV_WORK_LOCAL_RESULT, /* a step finished inside the node (Lua module, failed dispatch) */
+    CV_WORK_LOCAL_RESULT, /* a step finished inside the node (Lua module, HTTP, failed dispatch) */
+    CV_WORK_TIMER,        /* a step timer fell due (from the TIMERS stream or the node's heap) */
     CV_WORK_CANCEL,       /* a message on <prefix>.cancel.<instance> */
     CV_WORK_RESEND,       /* the connection came back: send recent dispatches again */
     CV_WORK_STOP,         /* the worker exits after this item */
@@ -28,7 +30,8 @@ typedef struct cv_work {
     bool redelivered;  /* the consumer delivered msg before, to this node or another */
     bool retry_later;  /* set by the handler: a passing failure, deliver msg again */
     char instance[CV_INSTANCE_ID_MAX + 1];
-    /* LOCAL_RESULT: */
+    /* LOCAL_RESULT and TIMER: */
+    cv_result_kind result_kind;
     char *step;
     int attempt;
     char token[CV_TOKEN_LEN + 1];

@@ -29,9 +29,16 @@ void cv_node_route_work(cv_node *node, cv_work *item)
     cv_work_queue_push(&node->workers[index]->queue, item);
 }
 
+/*
+ * Timers go out first: on one connection the server sees messages in the
+ * order they were sent, so anyone who has seen an event about a wait knows
+ * its timer is already with the server.
+ */
 void cv_worker_run_effects(cv_worker *worker, cv_instance *instance)
 {
     cv_effects *effects = &worker->effects;
+    for (size_t i = 0; i < effects->timer_count; i++)
+        cv_timers_schedule(worker, instance, &effects->timers[i]);
     for (size_t i = 0; i < effects->event_count; i++)
         cv_events_publish(worker, instance, effects->events[i].kind,
                           effects->events[i].token, effects->events[i].body);
@@ -40,10 +47,12 @@ void cv_worker_run_effects(cv_worker *worker, cv_instance *instance)
     cv_effects_reset(effects);
 }
 
-/* The outbox key of a result: unique per attempt, the same on every delivery. */
+/* The outbox key of a result: unique per attempt and kind, the same on every delivery. */
 static void result_key(const cv_step_result *result, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s.%d.%s", result->step, result->attempt, result->token);
+    static const char *const suffix[] = {"", ".timeout", ".due", ".queue"};
+    snprintf(buf, size, "%s.%d.%s%s", result->step, result->attempt, result->token,
+             suffix[result->kind]);
 }
 
 /*
@@ -80,6 +89,10 @@ static cv_status apply_once(cv_worker *worker, const char *id, const cv_step_res
     cv_effects_reset(&worker->effects);
     st = cv_supervisor_apply(instance, result, cv_rules_script(worker->rules), &worker->effects,
                              err);
+    if (st == CV_OK && cv_effects_empty(&worker->effects)) {
+        store->ops->release(store, instance); /* a timer that found nothing to do */
+        return CV_OK;
+    }
     if (st == CV_OK && store->durable)
         st = cv_outbox_record(instance, key, &worker->effects);
     if (st == CV_OK)
@@ -98,6 +111,11 @@ void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_res
         cv_status st = apply_once(worker, id, result, item, &err);
         if (st == CV_OK)
             return;
+        if (st == CV_ERR_NOT_FOUND && result->kind != CV_RESULT_REPLY) {
+            CV_DEBUG("timer dropped instance=%s step=%s reason=\"unknown instance\"", id,
+                     result->step);
+            return;
+        }
         if (st == CV_ERR_NOT_FOUND) {
             CV_INFO("reply ignored instance=%s step=%s attempt=%d reason=\"unknown instance\"",
                     id, result->step, result->attempt);
@@ -118,9 +136,11 @@ void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_res
         item->retry_later = true;
 }
 
+/* A result made inside the node (Lua, HTTP, a failed send) or a timer that fell due. */
 static void handle_local_result(cv_worker *worker, cv_work *item)
 {
     cv_step_result result = {
+        .kind = item->result_kind,
         .step = item->step,
         .attempt = item->attempt,
         .token = item->token,
@@ -128,7 +148,7 @@ static void handle_local_result(cv_worker *worker, cv_work *item)
         .error = item->error,
         .permanent = item->permanent,
     };
-    cv_worker_apply_result(worker, item->instance, &result, NULL);
+    cv_worker_apply_result(worker, item->instance, &result, item->from_stream ? item : NULL);
 }
 
 /*
@@ -163,7 +183,7 @@ static void *worker_main(void *arg)
             cv_intake_handle(worker, item);
         else if (kind == CV_WORK_REPLY)
             cv_replies_handle(worker, item);
-        else if (kind == CV_WORK_LOCAL_RESULT)
+        else if (kind == CV_WORK_LOCAL_RESULT || kind == CV_WORK_TIMER)
             handle_local_result(worker, item);
         else if (kind == CV_WORK_CANCEL)
             cv_cancel_handle(worker, item);

@@ -148,7 +148,7 @@ typedef struct cv_step {
     json_t *params; /* owned object, never NULL (empty when not given) */
     size_t input_count; /* 0: send the whole data document */
     cv_path *input;
-    int64_t timeout_ms;
+    int64_t timeout_ms; /* 0: none (a queue step with no timeout written) */
     bool has_retry;
     cv_retry retry;
     bool has_on_error;

@@ -365,10 +365,11 @@ static void read_step(cv_build *b, const cv_step_names *names, int idx, const st
                        "join = \"all\" needs prev, the steps to wait for");
     if (step->subsystem != NULL)
         link_module(b, idx, from, step);
-    if (step->timeout_ms <= 0)
-        step->timeout_ms = step->module && step->module->timeout_ms > 0
-                               ? step->module->timeout_ms
-                               : CV_DEFAULT_STEP_TIMEOUT_MS;
+    /* A queue step waits for a worker as long as it takes, unless a timeout is written. */
+    if (step->timeout_ms <= 0 && step->module != NULL && step->module->timeout_ms > 0)
+        step->timeout_ms = step->module->timeout_ms;
+    else if (step->timeout_ms <= 0 && step->transport != CV_TRANSPORT_QUEUE)
+        step->timeout_ms = CV_DEFAULT_STEP_TIMEOUT_MS;
 }
 
 /* Pushes the table of entry from the steps table at steps. */

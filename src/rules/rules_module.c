@@ -17,6 +17,7 @@
 #include "core/jsonx.h"
 #include "core/text.h"
 #include "engine/condition.h"
+#include "http/url_template.h"
 #include "rules/rules_internal.h"
 
 #define DEFAULT_MAX_RESPONSE ((size_t)1024 * 1024)
@@ -313,6 +314,14 @@ static void refuse_unused(cv_build *b, int idx, size_t from, const cv_module *mo
                        cv_rules_transport_name(user), cv_rules_transport_name(module->transport));
 }
 
+/* Data may fill the url's path and query, never its scheme, host or port. */
+static void check_url_placeholders(cv_build *b, size_t from, const char *url)
+{
+    cv_error err;
+    if (cv_url_template_check(url, &err) != CV_OK)
+        cv_build_fault(b, cv_build_key_at(b, from, "url"), "%s", err.text);
+}
+
 static void check_transport(cv_build *b, int idx, size_t from, cv_module *module)
 {
     static const char *const http_keys[] = {"url", "method", "headers", "max_response",
@@ -328,6 +337,8 @@ static void check_transport(cv_build *b, int idx, size_t from, cv_module *module
                  strncasecmp(module->url, "https://", 8) != 0)
             cv_build_fault(b, cv_build_key_at(b, from, "url"),
                            "url must start with http:// or https://, got \"%s\"", module->url);
+        else
+            check_url_placeholders(b, from, module->url);
         if (module->method == NULL)
             module->method = strdup("POST");
     }

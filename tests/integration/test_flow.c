@@ -475,14 +475,43 @@ static void route_function_overrides_next(void **state)
     json_decref(end);
 }
 
-static void step_without_module_fails_clearly(void **state)
+/* A step no NATS module answers moves to the queue, waits there, and runs when a worker comes. */
+static void unanswered_step_waits_in_queue_for_worker(void **state)
 {
     (void)state;
-    char id[32];
-    json_t *end = run_instance("orphan", "{}", id);
-    const char *error = json_string_value(json_object_get(end, "error"));
-    assert_non_null(error);
-    assert_non_null(strstr(error, "no module is subscribed"));
+    char id[32], infix[64];
+    cv_text_random_token(id, 22);
+    json_t *answer = cv_test_request(fx.nc, "orphan", id, "{}", 2);
+    json_decref(answer);
+    snprintf(infix, sizeof infix, ".%s.", id);
+    assert_true(cv_test_recorder_wait(&fx.events, infix, "step.dispatched", 2, 10000));
+
+    json_t *moved = NULL;
+    pthread_mutex_lock(&fx.events.lock);
+    for (size_t i = 0; i < fx.events.count && moved == NULL; i++) {
+        json_t *fallback = json_object_get(fx.events.bodies[i], "fallback");
+        if (strstr(fx.events.subjects[i], infix) != NULL && fallback != NULL)
+            moved = json_incref(fx.events.bodies[i]);
+    }
+    pthread_mutex_unlock(&fx.events.lock);
+    assert_non_null(moved);
+    assert_string_equal(json_string_value(json_object_get(moved, "transport")), "queue");
+    assert_int_equal(json_integer_value(json_object_get(moved, "attempt")), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(moved, "fallback")),
+                           "no module is subscribed"));
+    json_decref(moved);
+    assert_int_equal(count_events(id, "instance.failed"), 0);
+    assert_int_equal(count_events(id, "step.failed"), 0);
+
+    assert_true(fx.module_count < (int)(sizeof fx.modules / sizeof fx.modules[0]));
+    cv_test_queue_worker_start(&fx.modules[fx.module_count++], fx.nc, "nobody-listens",
+                               cv_test_echo_handler, NULL);
+    snprintf(infix, sizeof infix, ".%s.instance.", id);
+    assert_true(cv_test_recorder_wait(&fx.events, infix, "completed", 1, 10000));
+    json_t *end = find_event(id, NULL, "instance.completed");
+    assert_non_null(end);
+    json_t *output = json_object_get(json_object_get(end, "data"), "x");
+    assert_string_equal(json_string_value(json_object_get(output, "echo")), "x");
     json_decref(end);
 }
 
@@ -570,7 +599,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(lua_module_runs_inside_node),
         cmocka_unit_test(lua_module_error_fails_step),
         cmocka_unit_test(route_function_overrides_next),
-        cmocka_unit_test(step_without_module_fails_clearly),
+        cmocka_unit_test(unanswered_step_waits_in_queue_for_worker),
         cmocka_unit_test(input_and_params_reach_module),
         cmocka_unit_test(duplicate_reply_is_ignored),
         cmocka_unit_test(late_reply_after_end_is_recorded),

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -21,10 +22,10 @@ static void publish_confirmed(jsCtx *js, natsMsg *reply)
     }
 }
 
-static void on_step(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+/* Runs the handler on one step and sends its answer to reply_to. */
+static void answer_step(cv_test_module *module, natsMsg *msg, const char *reply_to)
 {
-    (void)sub;
-    cv_test_module *module = closure;
+    natsConnection *nc = module->nc;
     atomic_fetch_add(&module->received, 1);
     json_t *step = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
     char scratch[4096];
@@ -33,7 +34,7 @@ static void on_step(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     for (int i = 0; i < copies; i++) {
         natsMsg *reply = NULL;
         const char *body = answer.body ? answer.body : "";
-        natsMsg_Create(&reply, natsMsg_GetReply(msg), NULL, body, (int)strlen(body));
+        natsMsg_Create(&reply, reply_to, NULL, body, (int)strlen(body));
         if (answer.error != NULL)
             natsMsgHeader_Set(reply, "Orch-Error", answer.error);
         if (answer.permanent)
@@ -45,6 +46,13 @@ static void on_step(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
         natsMsg_Destroy(reply);
     }
     json_decref(step);
+}
+
+static void on_step(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    answer_step(closure, msg, natsMsg_GetReply(msg));
     natsMsg_Destroy(msg);
 }
 
@@ -57,6 +65,7 @@ void cv_test_module_start(cv_test_module *module, natsConnection *nc, const char
     module->handler = handler;
     module->context = context;
     module->js = NULL;
+    module->queue = false;
     atomic_init(&module->received, 0);
     assert_int_equal(natsConnection_Subscribe(&module->sub, nc, subject, on_step, module), NATS_OK);
     assert_int_equal(natsConnection_FlushTimeout(nc, 5000), NATS_OK);
@@ -67,8 +76,66 @@ void cv_test_module_confirm_replies(cv_test_module *module)
     assert_int_equal(natsConnection_JetStream(&module->js, module->nc, NULL), NATS_OK);
 }
 
+static void *queue_main(void *arg)
+{
+    cv_test_module *module = arg;
+    /* Bounded: the stop flag ends it, and each fetch waits at most 200 ms. */
+    while (!atomic_load(&module->stopping)) {
+        natsMsgList list = {0};
+        if (natsSubscription_Fetch(&list, module->sub, 16, 200, NULL) != NATS_OK)
+            continue;
+        for (int i = 0; i < list.Count; i++) {
+            const char *reply_to = NULL;
+            natsMsgHeader_Get(list.Msgs[i], "Orch-Reply-To", &reply_to);
+            if (reply_to != NULL)
+                answer_step(module, list.Msgs[i], reply_to);
+            natsMsg_Ack(list.Msgs[i], NULL);
+        }
+        natsMsgList_Destroy(&list);
+    }
+    return NULL;
+}
+
+void cv_test_queue_worker_start(cv_test_module *module, natsConnection *nc, const char *subsystem,
+                                cv_test_handler handler, void *context)
+{
+    module->nc = nc;
+    module->handler = handler;
+    module->context = context;
+    module->js = NULL;
+    module->queue = true;
+    atomic_init(&module->received, 0);
+    atomic_init(&module->stopping, false);
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsSubOptions options;
+    jsSubOptions_Init(&options);
+    options.Stream = "ORCH_TASKS";
+    options.Consumer = subsystem;
+    options.ManualAck = true;
+    jsErrCode code = 0;
+    natsStatus s = NATS_ERR;
+    /* The node may still be creating the consumer: try for up to 5 s. */
+    for (int tries = 0; tries < 50 && s != NATS_OK; tries++) {
+        s = js_PullSubscribe(&module->sub, js, NULL, subsystem, NULL, &options, &code);
+        if (s != NATS_OK)
+            usleep(100000);
+    }
+    if (s != NATS_OK)
+        fprintf(stderr, "queue worker %s: %s (error %d)\n", subsystem, natsStatus_GetText(s),
+                (int)code);
+    assert_int_equal(s, NATS_OK);
+    jsCtx_Destroy(js);
+    assert_int_equal(pthread_create(&module->thread, NULL, queue_main, module), 0);
+}
+
 void cv_test_module_stop(cv_test_module *module)
 {
+    if (module->queue) {
+        atomic_store(&module->stopping, true);
+        pthread_join(module->thread, NULL);
+        module->queue = false;
+    }
     natsSubscription_Unsubscribe(module->sub);
     natsSubscription_Destroy(module->sub);
     module->sub = NULL;

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -33,6 +34,9 @@ typedef struct cv_test_module {
     void *context;
     atomic_int received;
     jsCtx *js; /* set by cv_test_module_confirm_replies: replies wait for JetStream's ack */
+    bool queue;             /* a queue worker: a fetch thread on a durable consumer */
+    pthread_t thread;
+    atomic_bool stopping;
 } cv_test_module;
 
 /*
@@ -44,6 +48,15 @@ void cv_test_module_confirm_replies(cv_test_module *module);
 
 void cv_test_module_start(cv_test_module *module, natsConnection *nc, const char *subsystem,
                           cv_test_handler handler, void *context);
+/*
+ * Starts a queue worker: binds to the durable consumer named subsystem on
+ * ORCH_TASKS (the node creates it), answers each task on its Orch-Reply-To
+ * subject with what handler returns, then acknowledges it.
+ */
+void cv_test_queue_worker_start(cv_test_module *module, natsConnection *nc, const char *subsystem,
+                                cv_test_handler handler, void *context);
+
+/* Stops a module or a queue worker. */
 void cv_test_module_stop(cv_test_module *module);
 
 /* A handler that answers {"echo": <step name>, "attempt": n}. */

@@ -308,6 +308,208 @@ static void instance_json_round_trips(void **state)
     free_process(&b);
 }
 
+/* Reports result kind with error on attempt index of inst. */
+static void report(cv_instance *inst, size_t index, cv_result_kind kind, const char *error,
+                   bool permanent, cv_effects *fx)
+{
+    cv_attempt a = inst->active[index];
+    cv_step_result r = {.kind = kind, .step = inst->process->steps[a.step].id,
+                        .attempt = a.attempt, .token = a.token, .error = error,
+                        .permanent = permanent};
+    cv_effects_reset(fx);
+    assert_int_equal(cv_supervisor_apply(inst, &r, NULL, fx, NULL), CV_OK);
+}
+
+static void one_step_with_retry(built *b, int max)
+{
+    init_process(b, "retrying");
+    add_step(b, "call", NULL, 0, NULL, 0);
+    b->steps[0].timeout_ms = 2000;
+    b->steps[0].has_retry = true;
+    b->steps[0].retry = (cv_retry){.max = max, .backoff_ms = 100, .factor = 3,
+                                   .max_backoff_ms = 250};
+}
+
+static void failed_attempt_waits_then_goes_again(void **state)
+{
+    (void)state;
+    built b;
+    one_step_with_retry(&b, 2);
+    cv_instance *inst = cv_instance_create("r1", &b.process, json_object());
+    cv_effects fx = {0};
+    assert_int_equal(cv_supervisor_start(inst, NULL, &fx, NULL), CV_OK);
+    assert_int_equal(fx.timer_count, 1);
+    assert_int_equal(fx.timers[0].kind, CV_TIMER_TIMEOUT);
+    assert_true(fx.timers[0].due_ms - inst->active[0].started_ms == 2000);
+
+    report(inst, 0, CV_RESULT_REPLY, "busy", false, &fx);
+    assert_int_equal(count_kind(&fx, "step.retrying"), 1);
+    assert_int_equal(fx.dispatch_count, 0);
+    assert_int_equal(fx.timer_count, 1);
+    assert_int_equal(fx.timers[0].kind, CV_TIMER_RETRY);
+    assert_int_equal(fx.timers[0].attempt, 2);
+    json_t *retrying = fx.events[0].body;
+    assert_int_equal(json_integer_value(json_object_get(retrying, "delay_ms")), 100);
+    assert_int_equal(json_integer_value(json_object_get(retrying, "next_attempt")), 2);
+    assert_int_equal(inst->active_count, 1);
+    assert_true(inst->active[0].due_ms > 0);
+    assert_int_equal(inst->status, CV_INSTANCE_RUNNING);
+
+    /* A timeout for the first attempt, arriving late, changes nothing and says nothing. */
+    cv_step_result stale = {.kind = CV_RESULT_TIMEOUT, .step = "call", .attempt = 1,
+                            .token = "0000000000000000000000"};
+    cv_effects_reset(&fx);
+    assert_int_equal(cv_supervisor_apply(inst, &stale, NULL, &fx, NULL), CV_OK);
+    assert_true(cv_effects_empty(&fx));
+
+    report(inst, 0, CV_RESULT_RETRY_DUE, NULL, false, &fx);
+    assert_int_equal(fx.dispatch_count, 1);
+    assert_int_equal(fx.dispatches[0].attempt, 2);
+    assert_int_equal(count_kind(&fx, "step.dispatched"), 1);
+    assert_int_equal(fx.timers[0].kind, CV_TIMER_TIMEOUT);
+    assert_int_equal(inst->active[0].due_ms, 0);
+
+    /* The second failure waits min(100 * 3, 250) ms. */
+    report(inst, 0, CV_RESULT_TIMEOUT, NULL, false, &fx);
+    assert_int_equal(count_kind(&fx, "step.retrying"), 1);
+    assert_string_equal(json_string_value(json_object_get(fx.events[0].body, "error")),
+                        "timed out after 2s");
+    assert_int_equal(json_integer_value(json_object_get(fx.events[0].body, "delay_ms")), 250);
+
+    report(inst, 0, CV_RESULT_RETRY_DUE, NULL, false, &fx);
+    complete(inst, 0, &fx);
+    assert_int_equal(inst->status, CV_INSTANCE_COMPLETED);
+    assert_int_equal(count_kind(&fx, "step.completed"), 1);
+    assert_int_equal(json_integer_value(json_object_get(fx.events[0].body, "attempt")), 3);
+
+    cv_effects_free(&fx);
+    cv_instance_destroy(inst);
+    free_process(&b);
+}
+
+static void spent_retries_fail_with_attempt_count(void **state)
+{
+    (void)state;
+    built b;
+    one_step_with_retry(&b, 1);
+    cv_instance *inst = cv_instance_create("r2", &b.process, json_object());
+    cv_effects fx = {0};
+    assert_int_equal(cv_supervisor_start(inst, NULL, &fx, NULL), CV_OK);
+    report(inst, 0, CV_RESULT_REPLY, "down", false, &fx);
+    report(inst, 0, CV_RESULT_RETRY_DUE, NULL, false, &fx);
+    report(inst, 0, CV_RESULT_REPLY, "still down", false, &fx);
+    assert_int_equal(count_kind(&fx, "step.retrying"), 0);
+    assert_int_equal(count_kind(&fx, "step.failed"), 1);
+    assert_int_equal(inst->status, CV_INSTANCE_FAILED);
+    json_t *output = json_object_get(inst->data, "call");
+    assert_string_equal(json_string_value(json_object_get(output, "error")), "still down");
+    assert_int_equal(json_integer_value(json_object_get(output, "attempts")), 2);
+    cv_effects_free(&fx);
+    cv_instance_destroy(inst);
+    free_process(&b);
+}
+
+static void permanent_failure_is_not_retried(void **state)
+{
+    (void)state;
+    built b;
+    one_step_with_retry(&b, 3);
+    cv_instance *inst = cv_instance_create("r3", &b.process, json_object());
+    cv_effects fx = {0};
+    assert_int_equal(cv_supervisor_start(inst, NULL, &fx, NULL), CV_OK);
+    report(inst, 0, CV_RESULT_REPLY, "no such customer", true, &fx);
+    assert_int_equal(count_kind(&fx, "step.retrying"), 0);
+    assert_int_equal(count_kind(&fx, "step.failed"), 1);
+    assert_int_equal(inst->status, CV_INSTANCE_FAILED);
+    cv_effects_free(&fx);
+    cv_instance_destroy(inst);
+    free_process(&b);
+}
+
+static void late_reply_after_timeout_is_ignored(void **state)
+{
+    (void)state;
+    built b;
+    one_step_with_retry(&b, 1);
+    cv_instance *inst = cv_instance_create("r4", &b.process, json_object());
+    cv_effects fx = {0};
+    assert_int_equal(cv_supervisor_start(inst, NULL, &fx, NULL), CV_OK);
+    cv_attempt first = inst->active[0];
+    report(inst, 0, CV_RESULT_TIMEOUT, NULL, false, &fx);
+
+    json_t *out = json_object();
+    cv_step_result late = {.step = "call", .attempt = 1, .token = first.token, .output = out};
+    cv_effects_reset(&fx);
+    assert_int_equal(cv_supervisor_apply(inst, &late, NULL, &fx, NULL), CV_OK);
+    json_decref(out);
+    assert_int_equal(count_kind(&fx, "reply.ignored"), 1);
+    assert_int_equal(fx.dispatch_count, 0);
+    assert_null(json_object_get(inst->data, "call"));
+    assert_int_equal(inst->active_count, 1);
+    assert_true(inst->active[0].due_ms > 0);
+    cv_effects_free(&fx);
+    cv_instance_destroy(inst);
+    free_process(&b);
+}
+
+static void unanswered_step_moves_to_the_queue(void **state)
+{
+    (void)state;
+    built b;
+    one_step_with_retry(&b, 0);
+    cv_instance *inst = cv_instance_create("q1", &b.process, json_object());
+    cv_effects fx = {0};
+    assert_int_equal(cv_supervisor_start(inst, NULL, &fx, NULL), CV_OK);
+    report(inst, 0, CV_RESULT_FALLBACK, "no module is subscribed", false, &fx);
+    assert_int_equal(fx.dispatch_count, 1);
+    assert_true(fx.dispatches[0].queued);
+    assert_int_equal(fx.dispatches[0].attempt, 1);
+    assert_int_equal(fx.timer_count, 0);
+    assert_string_equal(fx.events[0].kind, "step.dispatched");
+    assert_string_equal(json_string_value(json_object_get(fx.events[0].body, "transport")),
+                        "queue");
+    assert_non_null(strstr(fx.events[0].token, ".queue"));
+
+    /* Waiting in the queue, the attempt no longer times out, and a second fallback is a no-op. */
+    report(inst, 0, CV_RESULT_TIMEOUT, NULL, false, &fx);
+    assert_true(cv_effects_empty(&fx));
+    report(inst, 0, CV_RESULT_FALLBACK, "again", false, &fx);
+    assert_true(cv_effects_empty(&fx));
+    complete(inst, 0, &fx);
+    assert_int_equal(inst->status, CV_INSTANCE_COMPLETED);
+
+    json_t *doc = cv_instance_to_json(inst);
+    assert_non_null(doc);
+    json_decref(doc);
+    cv_effects_free(&fx);
+    cv_instance_destroy(inst);
+    free_process(&b);
+}
+
+static void waiting_attempt_survives_serialisation(void **state)
+{
+    (void)state;
+    built b;
+    one_step_with_retry(&b, 2);
+    cv_instance *inst = cv_instance_create("r5", &b.process, json_object());
+    cv_effects fx = {0};
+    assert_int_equal(cv_supervisor_start(inst, NULL, &fx, NULL), CV_OK);
+    report(inst, 0, CV_RESULT_REPLY, "busy", false, &fx);
+    json_t *doc = cv_instance_to_json(inst);
+    cv_instance *back = NULL;
+    assert_int_equal(cv_instance_from_json(&back, doc, &b.process, NULL), CV_OK);
+    json_decref(doc);
+    assert_int_equal(back->active_count, 1);
+    assert_int_equal(back->active[0].due_ms, inst->active[0].due_ms);
+    assert_int_equal(back->active[0].attempt, 2);
+    report(back, 0, CV_RESULT_RETRY_DUE, NULL, false, &fx);
+    assert_int_equal(fx.dispatch_count, 1);
+    cv_effects_free(&fx);
+    cv_instance_destroy(back);
+    cv_instance_destroy(inst);
+    free_process(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +520,12 @@ int main(void)
         cmocka_unit_test(failure_follows_on_error),
         cmocka_unit_test(output_forms_follow_contract),
         cmocka_unit_test(instance_json_round_trips),
+        cmocka_unit_test(failed_attempt_waits_then_goes_again),
+        cmocka_unit_test(spent_retries_fail_with_attempt_count),
+        cmocka_unit_test(permanent_failure_is_not_retried),
+        cmocka_unit_test(late_reply_after_timeout_is_ignored),
+        cmocka_unit_test(unanswered_step_moves_to_the_queue),
+        cmocka_unit_test(waiting_attempt_survives_serialisation),
     };
     return cmocka_run_group_tests_name("unit/supervisor", tests, NULL, NULL);
 }
