@@ -617,9 +617,17 @@ static void describe_event(text_buffer *b, const char *kind, const json_t *body)
         append_list(b, "next", json_object_get(decision, "next"));
         if (by != NULL)
             append(b, " by=%s", by);
-        if (path != NULL && (by == NULL || strcmp(path, by) != 0))
+        if (path != NULL && path[0] != '\0' && (by == NULL || strcmp(path, by) != 0))
             append(b, " path=%s", path);
     }
+    const json_t *delay = json_object_get(body, "delay_ms");
+    if (json_is_integer(delay))
+        append(b, " next_attempt=%lld delay_ms=%lld",
+               (long long)json_integer_value(json_object_get(body, "next_attempt")),
+               (long long)json_integer_value(delay));
+    const char *fallback = json_string_value(json_object_get(body, "fallback"));
+    if (fallback != NULL)
+        append_quoted(b, "fallback", fallback);
     if (strcmp(kind, "instance.completed") == 0)
         append_list(b, "steps", json_object_get(body, "steps"));
     if (node != NULL)
@@ -770,6 +778,27 @@ static int count_events(session *ses, const char *filter, const char *id, uint64
     return CV_EXIT_OK;
 }
 
+/*
+ * Prints an event's body on one line with its kind added, since the kind
+ * travels only in the subject; a body that is not a JSON object is printed as it came.
+ */
+static void print_raw_event(natsMsg *msg, const char *prefix)
+{
+    json_t *body = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+    const char *kind = kind_of(natsMsg_GetSubject(msg), prefix);
+    char *text = NULL;
+    if (json_is_object(body) && kind != NULL) {
+        json_object_set_new(body, "kind", json_string(kind));
+        text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    }
+    if (text != NULL)
+        printf("%s\n", text);
+    else
+        printf("%.*s\n", natsMsg_GetDataLength(msg), natsMsg_GetData(msg));
+    free(text);
+    json_decref(body);
+}
+
 /* Reads the events on filter in stream order until none is pending; returns an exit code. */
 static int read_events(session *ses, const char *filter, const char *prefix, bool raw,
                        uint64_t expected, event_lines *lines)
@@ -795,7 +824,7 @@ static int read_events(session *ses, const char *filter, const char *prefix, boo
             read++;
             done = meta->NumPending == 0;
             if (raw)
-                printf("%.*s\n", natsMsg_GetDataLength(msg), natsMsg_GetData(msg));
+                print_raw_event(msg, prefix);
             else if (!add_event_line(lines, msg, prefix, meta->Timestamp))
                 s = NATS_NO_MEMORY;
         }
@@ -846,7 +875,7 @@ static int command_history(int argc, char **argv)
         OPTION_PREFIX,
         {"process", CV_OPTION_VALUE, "P", "the instance's process (default: any)", NULL, NULL,
          false},
-        {"json", CV_OPTION_FLAG, NULL, "print each event's body as it was published, one a line",
+        {"json", CV_OPTION_FLAG, NULL, "print each event's body as JSON, one a line, with its \"kind\" added",
          NULL, NULL, false},
         OPTION_TIMEOUT,
         OPTION_END,

@@ -5,8 +5,9 @@
  * again every dispatch of the last minute whose attempt is still in
  * flight. A module may then see a step twice; its second reply is ignored.
  *
- * NOTE: this covers only what this node sent. A module's reply lost the
- * same way is recovered only by a step timeout, which is not built yet.
+ * This covers only what this node sent. A module's reply lost the same way
+ * is recovered by the step's timeout and retry, which also cover a node
+ * that died before it could send again.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ static void resend_one(cv_worker *worker, cv_recent_dispatch *r)
         return;
     for (size_t i = 0; i < instance->active_count; i++) {
         cv_attempt *a = &instance->active[i];
-        if (a->attempt != r->attempt || strcmp(a->token, r->token) != 0)
+        if (a->attempt != r->attempt || a->queued || strcmp(a->token, r->token) != 0)
             continue;
         cv_dispatch_order order = {.step = a->step, .attempt = a->attempt};
         memcpy(order.token, a->token, sizeof order.token);

@@ -316,6 +316,23 @@ static void wait_seen(cv_test_recorder *events, const char *run, int want, int t
                  want, run, timeout_ms);
 }
 
+/* Prints every recorded event of the instance named before the '/' in key, to see how a step ran twice. */
+static void dump_instance_events(cv_test_recorder *events, const char *key)
+{
+    char infix[128];
+    snprintf(infix, sizeof infix, ".%.*s.", (int)strcspn(key, "/"), key);
+    pthread_mutex_lock(&events->lock);
+    for (size_t i = 0; i < events->count; i++) {
+        if (strstr(events->subjects[i], infix) == NULL)
+            continue;
+        char *body = events->bodies[i] ? json_dumps(events->bodies[i], JSON_COMPACT) : NULL;
+        fprintf(stderr, "event %s id=%s %.400s\n", events->subjects[i],
+                events->msg_ids[i] ? events->msg_ids[i] : "-", body ? body : "(not JSON)");
+        free(body);
+    }
+    pthread_mutex_unlock(&events->lock);
+}
+
 /*
  * NOTE: on the three-server cluster, reading ORCH_EVENTS from this test
  * process timed out (consumer creation, 20 s wait), while `conveyor
@@ -350,8 +367,10 @@ static void assert_once_by_event_id(cv_test_recorder *events, const char *run, i
     const char *key;
     json_t *ids;
     json_object_foreach(ids_per_step, key, ids) {
-        if (json_object_size(ids) != 1)
+        if (json_object_size(ids) != 1) {
+            dump_instance_events(events, key);
             fail_msg("step %s completed %zu times", key, json_object_size(ids));
+        }
     }
     assert_int_equal(json_object_size(ids_per_step), (size_t)count * STEPS_PER_INSTANCE);
     json_decref(ids_per_step);
@@ -456,12 +475,15 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(node_stops_without_server, stop_leftovers),
     };
     /*
-     * NOTE: the server tests do not pass reliably yet. After a nats-server
-     * restart (even with SIGTERM), or after one of three cluster servers is
-     * killed, some runs leave part of the 300 instances waiting for good
-     * (200 of 300 completed in one ASan run); the cause is not found. They
-     * run only when asked for with CV_TEST_SERVERS=1 (tests/run.sh does not
-     * set it) so that they can be worked on without hiding their result.
+     * NOTE: the server tests do not pass reliably yet, so they run only
+     * when asked for with CV_TEST_SERVERS=1 (tests/run.sh does not set it).
+     * With timeouts and retries on the "durable" process the lost
+     * dispatches and replies come back, but: the restart test once saw a
+     * node abort with "double free or corruption" after reconnecting (cause
+     * not found), and the cluster test fails in about one run of four with
+     * a step completed twice, because nats-server 2.9.10 accepts two
+     * compare-and-set writes from the same revision on a clustered stream
+     * (nats-server issue #4320). A server with that fix would settle it.
      */
     const struct CMUnitTest server_tests[] = {
         cmocka_unit_test_teardown(server_restart_is_survived, stop_leftovers),

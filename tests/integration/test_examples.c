@@ -1,8 +1,10 @@
 /*
- * The shipped examples, run as a user runs them: the CRM deal-routing
- * process with examples/crm as its module and the example requests, each
- * submitted with `conveyor submit --wait`; and a module written in Python
- * against the message contract alone (tests/support/raw_module.py).
+ * The shipped examples, run as a user runs them. The CRM deal-routing
+ * process runs with examples/crm as its module, and each example request is
+ * submitted with `conveyor submit --wait`. The customer-onboarding example,
+ * which uses all four transports, runs through its own
+ * examples/onboarding/run.sh. A module written in Python against the
+ * message contract alone (tests/support/raw_module.py) runs unchanged.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "core/clock.h"
 #include "support/cluster.h"
 
 static cv_test_server server;
@@ -49,23 +53,29 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Submits a request file with --wait; returns the printed result (new reference). */
-static json_t *submit_file(const char *relative, int expected_code)
+/* Submits a request (JSON or @FILE) with --wait; returns the printed result (new reference). */
+static json_t *submit_request(const char *process, const char *request, int expected_code)
 {
-    char arg[1100];
-    snprintf(arg, sizeof arg, "@%s", cv_test_source_path(relative));
-    char *argv[] = {CV_TEST_BINARY, "submit", "deal-routing", arg, "--nats", server.url,
-                    "--wait=30", NULL};
+    char *argv[] = {CV_TEST_BINARY, "submit", (char *)process, (char *)request, "--nats",
+                    server.url, "--wait=30", NULL};
     char *out = NULL, *err = NULL;
     int code = cv_test_run(argv, NULL, &out, &err, 40000);
     if (code != expected_code)
-        fail_msg("submit %s exited %d, expected %d; stderr: %s; stdout: %s", relative, code,
-                 expected_code, err, out);
+        fail_msg("submit %s %s exited %d, expected %d; stderr: %s; stdout: %s", process, request,
+                 code, expected_code, err, out);
     json_t *result = json_loads(out, 0, NULL);
     free(out);
     free(err);
     assert_non_null(result);
     return result;
+}
+
+/* Submits a request file of the source tree to deal-routing with --wait. */
+static json_t *submit_file(const char *relative, int expected_code)
+{
+    char arg[1100];
+    snprintf(arg, sizeof arg, "@%s", cv_test_source_path(relative));
+    return submit_request("deal-routing", arg, expected_code);
 }
 
 static void assert_route(const json_t *result, const char *const *expected, size_t count)
@@ -218,6 +228,142 @@ static void outside_module_works_unchanged(void **state)
     cv_test_node_stop(&outside);
 }
 
+/* Reads a whole text file into a malloc'd string the caller frees; NULL when it cannot. */
+static char *read_text_file(const char *path)
+{
+    FILE *file = fopen(path, "rb");
+    if (file == NULL)
+        return NULL;
+    char *text = NULL;
+    size_t length = 0;
+    size_t capacity = 0;
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, file)) > 0) {
+        if (length + got + 1 > capacity) {
+            capacity = (length + got + 1) * 2;
+            char *grown = realloc(text, capacity);
+            assert_non_null(grown);
+            text = grown;
+        }
+        memcpy(text + length, chunk, got);
+        length += got;
+        text[length] = '\0';
+    }
+    fclose(file);
+    return text != NULL ? text : strdup("");
+}
+
+/* Returns where needle is in text at or after from; fails with the whole text when it is not. */
+static const char *expect_text(const char *text, const char *from, const char *needle)
+{
+    const char *found = strstr(from, needle);
+    if (found == NULL)
+        fail_msg("\"%s\" missing from the run.sh output (or out of order):\n%s", needle, text);
+    return found;
+}
+
+/*
+ * examples/onboarding/run.sh as a user runs it, on this build: it starts
+ * its own nats-server, modules and node, and prints what each request did.
+ */
+static void onboarding_run_script_completes(void **state)
+{
+    (void)state;
+    char log[700];
+    snprintf(log, sizeof log, "%s/onboarding-run.log", server.dir);
+    char *argv[] = {"/bin/bash", (char *)cv_test_source_path("examples/onboarding/run.sh"), NULL};
+    char *env[] = {"CONVEYOR_BUILD_DIR=" CV_TEST_BUILD_DIR, NULL};
+    cv_test_process run;
+    assert_true(cv_test_process_start(&run, argv, log, env));
+
+    static const char full_route[] =
+        "route:  normalise -> find-customer -> credit-check -> open-account";
+
+    /* run.sh bounds each of its own waits; this only bounds the whole. */
+    int64_t deadline = cv_clock_mono_ms() + 150000;
+    while (cv_test_process_alive(&run) && cv_clock_mono_ms() < deadline)
+        usleep(100 * 1000);
+    int code = cv_test_process_stop(&run, 10000);
+    char *text = read_text_file(log);
+    assert_non_null(text);
+    if (code != 0)
+        fail_msg("run.sh exited %d:\n%s", code, text);
+
+    /* The first request waits in the queue until the billing worker starts, then completes. */
+    const char *at = expect_text(text, text, "== 1-returning-customer.json");
+    at = expect_text(text, at, "open-account waits in ORCH_TASKS");
+    at = expect_text(text, at, "billing worker started");
+    at = expect_text(text, at, full_route);
+    at = expect_text(text, at, "status: completed");
+    at = expect_text(text, at, "\"account_id\": \"INV-100001\"");
+    at = expect_text(text, at, "\"crm_contact\": \"17\"");
+    at = expect_text(text, at, "\"credit_limit\": 300000");
+    /* Its history: the bureau's 503 was retried, and open-account went through the queue. */
+    at = expect_text(text, at, "step.retrying       credit-check   1  error=\"HTTP 503");
+    at = expect_text(text, at, "step.completed      credit-check   2");
+    at = expect_text(text, at, "open-account   1  subsystem=billing-accounts transport=queue");
+    at = expect_text(text, at, "instance.completed");
+
+    /* A customer the CRM does not know gets an account with the bureau's lower limit. */
+    at = expect_text(text, at, "== 2-new-customer.json");
+    at = expect_text(text, at, full_route);
+    at = expect_text(text, at, "\"account_id\": \"INV-100002\"");
+    at = expect_text(text, at, "\"crm_contact\": \"new\"");
+    at = expect_text(text, at, "\"credit_limit\": 150000");
+
+    /* A tax id the bureau does not know fails credit-check at once, and on_error takes over. */
+    at = expect_text(text, at, "== 3-unknown-to-bureau.json");
+    at = expect_text(text, at, "route:  normalise -> find-customer -> manual-review");
+    at = expect_text(text, at, "failed: credit-check after 1 attempt(s): HTTP 404 Not Found");
+    at = expect_text(text, at, "\"outcome\": \"manual review\"");
+    expect_text(text, at, "onboarding: every request completed");
+    free(text);
+}
+
+/* The reject branch needs no module: both of its steps are Lua functions in the node. */
+static void onboarding_incomplete_request_rejected(void **state)
+{
+    (void)state;
+    json_t *result = submit_request("customer-onboarding",
+                                    "{\"COMPANY_TITLE\": \"Kama River Bakery\", "
+                                    "\"TAX_ID\": \"16-50\", \"EMAIL\": \"none\"}",
+                                    0);
+    static const char *const route[] = {"normalise", "reject"};
+    assert_route(result, route, 2);
+    json_t *reject = json_object_get(json_object_get(result, "data"), "reject");
+    assert_string_equal(json_string_value(json_object_get(reject, "outcome")), "rejected");
+    json_t *problems = json_object_get(reject, "problems");
+    assert_int_equal(json_array_size(problems), 2);
+    assert_string_equal(json_string_value(json_array_get(problems, 0)),
+                        "TAX_ID must have 10 or 12 digits");
+    assert_string_equal(json_string_value(json_array_get(problems, 1)),
+                        "EMAIL is not an e-mail address");
+    json_decref(result);
+}
+
+/* A score below min_score sends the customer to manual review, as `conveyor route` shows. */
+static void onboarding_low_score_goes_to_review(void **state)
+{
+    (void)state;
+    char *argv[] = {CV_TEST_BINARY, "route", "customer-onboarding", "credit-check",
+                    "{\"credit-check\": {\"score\": 512, \"band\": \"D\"}}", "--rules",
+                    (char *)cv_test_source_path("rules"), NULL};
+    char *out = NULL, *err = NULL;
+    int code = cv_test_run(argv, NULL, &out, &err, 20000);
+    if (code != 0)
+        fail_msg("route exited %d: %s %s", code, err, out);
+    json_t *decision = json_loads(out, 0, NULL);
+    assert_non_null(decision);
+    assert_string_equal(json_string_value(json_object_get(decision, "by")), "next");
+    json_t *next = json_object_get(decision, "next");
+    assert_int_equal(json_array_size(next), 1);
+    assert_string_equal(json_string_value(json_array_get(next, 0)), "manual-review");
+    json_decref(decision);
+    free(out);
+    free(err);
+}
+
 int main(int argc, char **argv)
 {
     cv_test_state_from_args(argc, argv);
@@ -228,6 +374,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(crm_nothing_found_creates_lead),
         cmocka_unit_test(crm_no_contact_details_skips_lookup),
         cmocka_unit_test(outside_module_works_unchanged),
+        cmocka_unit_test(onboarding_incomplete_request_rejected),
+        cmocka_unit_test(onboarding_low_score_goes_to_review),
+        cmocka_unit_test(onboarding_run_script_completes),
     };
     return cmocka_run_group_tests_name("integration/examples", tests, setup, teardown);
 }

@@ -475,6 +475,60 @@ static void route_function_overrides_next(void **state)
     json_decref(end);
 }
 
+/* What the ledger queue worker saw of its task. */
+static char ledger_reply_to[512];
+static char ledger_instance[64];
+
+static cv_test_answer ledger_handler(const json_t *step, natsMsg *msg, char *scratch,
+                                     void *context)
+{
+    const char *value = NULL;
+    if (natsMsgHeader_Get(msg, "Orch-Reply-To", &value) == NATS_OK)
+        snprintf(ledger_reply_to, sizeof ledger_reply_to, "%s", value);
+    if (natsMsgHeader_Get(msg, "Orch-Instance", &value) == NATS_OK)
+        snprintf(ledger_instance, sizeof ledger_instance, "%s", value);
+    const char *account =
+        json_string_value(json_object_get(json_object_get(step, "params"), "account"));
+    snprintf(scratch, 4096, "{\"booked\": \"%s\", \"subject\": \"%s\"}",
+             account ? account : "", natsMsg_GetSubject(msg));
+    (void)context;
+    return (cv_test_answer){.body = scratch};
+}
+
+/* A queue step waits in ORCH_TASKS while no worker runs, then completes when one starts. */
+static void queue_step_waits_for_late_worker(void **state)
+{
+    (void)state;
+    char id[32], infix[64];
+    cv_text_random_token(id, 22);
+    json_decref(cv_test_request(fx.nc, "queued", id, "{}", 2));
+    snprintf(infix, sizeof infix, ".%s.", id);
+    assert_true(cv_test_recorder_wait(&fx.events, infix, "step.dispatched", 1, 10000));
+    json_t *sent = find_event(id, "book", "step.dispatched");
+    assert_string_equal(json_string_value(json_object_get(sent, "transport")), "queue");
+    assert_null(json_object_get(sent, "fallback"));
+    json_decref(sent);
+    usleep(500000);
+    assert_int_equal(count_events(id, "instance.completed"), 0);
+    assert_int_equal(count_events(id, "step.failed"), 0);
+
+    assert_true(fx.module_count < (int)(sizeof fx.modules / sizeof fx.modules[0]));
+    cv_test_queue_worker_start(&fx.modules[fx.module_count++], fx.nc, "ledger", ledger_handler,
+                               NULL);
+    snprintf(infix, sizeof infix, ".%s.instance.", id);
+    assert_true(cv_test_recorder_wait(&fx.events, infix, "completed", 1, 10000));
+    json_t *end = find_event(id, NULL, "instance.completed");
+    json_t *output = json_object_get(json_object_get(end, "data"), "book");
+    assert_string_equal(json_string_value(json_object_get(output, "booked")), "sales");
+    assert_string_equal(json_string_value(json_object_get(output, "subject")),
+                        "orch.task.ledger");
+    json_decref(end);
+    assert_string_equal(ledger_instance, id);
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "orch.reply.%s.book.1.", id);
+    assert_memory_equal(ledger_reply_to, prefix, strlen(prefix));
+}
+
 /* A step no NATS module answers moves to the queue, waits there, and runs when a worker comes. */
 static void unanswered_step_waits_in_queue_for_worker(void **state)
 {
@@ -600,6 +654,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(lua_module_error_fails_step),
         cmocka_unit_test(route_function_overrides_next),
         cmocka_unit_test(unanswered_step_waits_in_queue_for_worker),
+        cmocka_unit_test(queue_step_waits_for_late_worker),
         cmocka_unit_test(input_and_params_reach_module),
         cmocka_unit_test(duplicate_reply_is_ignored),
         cmocka_unit_test(late_reply_after_end_is_recorded),

@@ -748,10 +748,11 @@ static void history_prints_one_line_per_event(void **state)
     for (const char *p = r.out; (p = strchr(p, '\n')) != NULL; p++)
         lines++;
     assert_int_equal(lines, 5);
-    assert_true(strncmp(r.out, "{\"instance\":\"cli-mid\",\"process\":\"fanout\","
-                               "\"at\":\"2026-01-01T00:59:00.000Z\",\"node\":\"n1\"}\n",
-                        strlen("{\"instance\":\"cli-mid\",\"process\":\"fanout\","
-                               "\"at\":\"2026-01-01T00:59:00.000Z\",\"node\":\"n1\"}\n")) == 0);
+    static const char first[] = "{\"instance\":\"cli-mid\",\"process\":\"fanout\","
+                                "\"at\":\"2026-01-01T00:59:00.000Z\",\"node\":\"n1\","
+                                "\"kind\":\"instance.started\"}\n";
+    assert_true(strncmp(r.out, first, strlen(first)) == 0);
+    assert_non_null(strstr(r.out, "\"kind\":\"reply.ignored\"}\n"));
     assert_null(strstr(r.out, "cli-old"));
     run_free(&r);
 }

@@ -132,6 +132,15 @@ process "shapes" {
   },
 }
 
+module "ledger" { transport = "queue" }
+
+process "queued" {
+  start = "book",
+  steps = {
+    book = { subsystem = "ledger", params = { account = "sales" } },
+  },
+}
+
 process "orphan" {
   start = "x",
   steps = {
@@ -147,11 +156,12 @@ process "inputs" {
   },
 }
 
+-- "after" answers slowly, so the second copy of twice's reply arrives while the instance runs.
 process "duplicates" {
   start = "twice",
   steps = {
     twice = { subsystem = "twice", next = { "after" } },
-    after = { subsystem = "echo" },
+    after = { subsystem = "slow" },
   },
 }
 
@@ -174,13 +184,17 @@ process "outside" {
 }
 
 -- Used by the durability tests: a fan-out and a join, four steps an instance.
+-- A dispatch or reply sent over core NATS while a server restarts is lost;
+-- the timeout and retry are what bring such a step back.
+local again = { max = 5, backoff = "500ms" }
 process "durable" {
   start = "split",
   steps = {
-    split = { subsystem = "echo", next = { "left", "right" } },
-    left = { subsystem = "echo", next = { "merge" } },
-    right = { subsystem = "echo", next = { "merge" } },
-    merge = { subsystem = "echo", prev = { "left", "right" }, join = "all" },
+    split = { subsystem = "echo", next = { "left", "right" }, timeout = "5s", retry = again },
+    left = { subsystem = "echo", next = { "merge" }, timeout = "5s", retry = again },
+    right = { subsystem = "echo", next = { "merge" }, timeout = "5s", retry = again },
+    merge = { subsystem = "echo", prev = { "left", "right" }, join = "all", timeout = "5s",
+              retry = again },
   },
 }
 
