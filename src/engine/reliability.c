@@ -25,9 +25,9 @@ double cv_retry_random_unit(void)
     return (double)bits / 4294967296.0;
 }
 
-int64_t cv_step_timeout_ms(const cv_step *step, bool queued)
+int64_t cv_step_timeout_ms(const cv_step *step)
 {
-    if (step->transport == CV_TRANSPORT_LUA || queued)
+    if (step->transport == CV_TRANSPORT_LUA)
         return 0;
     return step->timeout_ms;
 }

@@ -24,11 +24,13 @@ double cv_retry_random_unit(void);
 
 /*
  * How long one attempt of step may take before it counts as failed, or 0
- * for no limit: Lua steps run inside the node under the rule budgets, and a
- * step waiting in the queue for a worker has no timeout (see DESIGN notes
- * in README "Step reliability").
+ * for no limit. A Lua step runs inside the node under the rule budgets. A
+ * queue step waits for a worker as long as it takes unless its rules give a
+ * timeout (resolved at load time). A NATS step that moved to the queue
+ * keeps its own timeout, so that when the NATS module comes back, `retry`
+ * reaches it there.
  */
-int64_t cv_step_timeout_ms(const cv_step *step, bool queued);
+int64_t cv_step_timeout_ms(const cv_step *step);
 
 /* Writes a duration the way rules write it: "300ms", "5s", "2m". */
 void cv_duration_format(int64_t ms, char *buf, size_t size);

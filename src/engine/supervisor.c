@@ -67,7 +67,7 @@ static cv_status send_attempt(cv_instance *instance, cv_attempt *a, cv_effects *
     a->started_ms = cv_clock_wall_ms();
     if (cv_effects_add_dispatch(effects, a) != CV_OK)
         return CV_ERR_NOMEM;
-    int64_t timeout = cv_step_timeout_ms(s, a->queued);
+    int64_t timeout = cv_step_timeout_ms(s);
     if (timeout > 0 &&
         cv_effects_add_timer(effects, CV_TIMER_TIMEOUT, a, a->started_ms + timeout) != CV_OK)
         return CV_ERR_NOMEM;
@@ -330,14 +330,17 @@ static cv_status apply_timeout(cv_instance *instance, size_t index, cv_effects *
 {
     cv_attempt a = instance->active[index];
     char limit[32], error[64];
-    cv_duration_format(cv_step_timeout_ms(&instance->process->steps[a.step], a.queued), limit,
+    cv_duration_format(cv_step_timeout_ms(&instance->process->steps[a.step]), limit,
                        sizeof limit);
     snprintf(error, sizeof error, "timed out after %s", limit);
     cv_instance_remove_attempt(instance, index);
     return attempt_failed(instance, &a, error, false, effects);
 }
 
-/* No NATS module listens: the same attempt goes to the queue and waits there for a worker. */
+/*
+ * No NATS module listens: the same attempt goes to the queue and waits
+ * there for a worker, until the step's timeout, which stays in force.
+ */
 static cv_status apply_fallback(cv_instance *instance, size_t index, const char *reason,
                                 cv_effects *effects)
 {
@@ -363,7 +366,9 @@ static bool still_applies(const cv_instance *instance, int index, const cv_step_
     const cv_attempt *a = &instance->active[index];
     if (result->kind == CV_RESULT_RETRY_DUE)
         return a->due_ms > 0;
-    return a->due_ms == 0 && !a->queued;
+    if (result->kind == CV_RESULT_FALLBACK)
+        return a->due_ms == 0 && !a->queued;
+    return a->due_ms == 0;
 }
 
 static cv_status apply_signal(cv_instance *instance, int index, const cv_step_result *result,

@@ -470,13 +470,13 @@ static void unanswered_step_moves_to_the_queue(void **state)
                         "queue");
     assert_non_null(strstr(fx.events[0].token, ".queue"));
 
-    /* Waiting in the queue, the attempt no longer times out, and a second fallback is a no-op. */
-    report(inst, 0, CV_RESULT_TIMEOUT, NULL, false, &fx);
-    assert_true(cv_effects_empty(&fx));
+    /* A second fallback is a no-op; the step's timeout still ends the wait in the queue. */
     report(inst, 0, CV_RESULT_FALLBACK, "again", false, &fx);
     assert_true(cv_effects_empty(&fx));
-    complete(inst, 0, &fx);
-    assert_int_equal(inst->status, CV_INSTANCE_COMPLETED);
+    report(inst, 0, CV_RESULT_TIMEOUT, NULL, false, &fx);
+    assert_int_equal(count_kind(&fx, "step.retrying"), 0);
+    assert_int_equal(count_kind(&fx, "step.failed"), 1);
+    assert_int_equal(inst->status, CV_INSTANCE_FAILED);
 
     json_t *doc = cv_instance_to_json(inst);
     assert_non_null(doc);
