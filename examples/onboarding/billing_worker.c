@@ -231,14 +231,26 @@ static natsStatus send_answer(natsConnection *nc, const char *reply_to, const js
     return s;
 }
 
+/*
+ * True when subject is one of conveyor's reply subjects, "<prefix>.reply.".
+ * Whoever can publish a task can write any Orch-Reply-To, and a worker must
+ * not be made to publish into other subjects, such as a cancel.
+ */
+static bool is_reply_subject(const char *subject, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(subject, prefix, n) == 0 && strncmp(subject + n, ".reply.", 7) == 0;
+}
+
 /* Answers one task, then acknowledges it; takes msg. */
-static void process_task(natsConnection *nc, natsMsg *msg)
+static void process_task(natsConnection *nc, natsMsg *msg, const char *prefix)
 {
     const char *reply_to = NULL;
     natsMsgHeader_Get(msg, "Orch-Reply-To", &reply_to);
-    if (reply_to == NULL || reply_to[0] == '\0') {
-        /* No reply subject means no one can receive the output, so another copy would not help. */
-        log_line("task without Orch-Reply-To dropped subject=%s", natsMsg_GetSubject(msg));
+    if (reply_to == NULL || !is_reply_subject(reply_to, prefix)) {
+        /* No usable reply subject means no one can receive the output, so another copy would not help. */
+        log_line("task without a conveyor Orch-Reply-To dropped subject=%s reply_to=%s",
+                 natsMsg_GetSubject(msg), reply_to ? reply_to : "-");
         natsMsg_Term(msg, NULL);
         natsMsg_Destroy(msg);
         return;
@@ -421,7 +433,7 @@ int main(int argc, char **argv)
             continue;
         }
         for (int i = 0; i < list.Count; i++) {
-            process_task(nc, list.Msgs[i]);
+            process_task(nc, list.Msgs[i], opts.prefix);
             list.Msgs[i] = NULL; /* process_task took it */
         }
         natsMsgList_Destroy(&list);

@@ -47,12 +47,18 @@ static bool is_unreserved(unsigned char c)
            c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+/*
+ * A value of "." or ".." is a dot segment, which a client or server would
+ * resolve against the path and so leave its segment; its dots are encoded too.
+ */
 static void append_encoded(text_buffer *buffer, const char *text, size_t length)
 {
     static const char hex[] = "0123456789ABCDEF";
+    bool dot_segment = (length == 1 && text[0] == '.') ||
+                       (length == 2 && text[0] == '.' && text[1] == '.');
     for (size_t i = 0; i < length; i++) {
         unsigned char c = (unsigned char)text[i];
-        if (is_unreserved(c)) {
+        if (is_unreserved(c) && !dot_segment) {
             buffer_append(buffer, (const char *)&c, 1);
         } else {
             char escape[3] = {'%', hex[c >> 4], hex[c & 15]};

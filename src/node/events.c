@@ -114,6 +114,11 @@ static void log_event(const cv_instance *instance, const char *kind, const json_
     else if (strcmp(kind, "step.failed") == 0)
         CV_WARN("step failed instance=%s process=%s step=%s attempt=%lld error=%s", instance->id,
                 process, step, attempt, cv_log_quote(error));
+    else if (strcmp(kind, "step.retrying") == 0)
+        CV_INFO("step retrying instance=%s process=%s step=%s attempt=%lld delay_ms=%lld error=%s",
+                instance->id, process, step, attempt,
+                (long long)json_integer_value(json_object_get(body, "delay_ms")),
+                cv_log_quote(error));
     else if (strcmp(kind, "reply.ignored") == 0)
         CV_INFO("reply ignored instance=%s process=%s step=%s attempt=%lld reason=%s",
                 instance->id, process, step, attempt,

@@ -1,6 +1,7 @@
 #include "node/streams.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* JetStream's error code for a stream that does not exist. */
@@ -95,14 +96,20 @@ static cv_status ensure_consumer(jsCtx *js, const cv_streams_config *config, con
 }
 
 /*
- * Timers wait as unacknowledged messages handed back with a delay, so the
- * consumer holds every step's timeout at once: its pending limit must be
- * far above what a busy node keeps in flight (steps per second times the
- * timeout), or timers fall due late. A node hands a timer back or fires it
- * within moments of taking it, so a short ack wait bounds how late a timer
- * is when its node dies holding it; firing one twice is harmless.
+ * Timers wait as unacknowledged messages handed back with a delay, and a
+ * step's timeout timer stays until it falls due even when the step ended
+ * long before; so the consumer holds steps per second times the timeout.
+ * Any pending limit would stop every timer once reached, and nats-server
+ * 2.9 reads -1 as its default of 1000, so the limit is the largest it
+ * accepts. A node hands a timer back or fires it within moments of taking
+ * it, so a short ack wait bounds how late a timer is when its node dies
+ * holding it; firing one twice is harmless.
+ *
+ * NOTE: the server keeps every pending timer in memory. Removing a
+ * timeout's message when its step ends, or keeping timers in one stream
+ * subject per time slot read only once due, would bound that.
  */
-static const consumer_shape timers_shape = {.max_pending = 1000000, .ack_wait_ms = 5000};
+static const consumer_shape timers_shape = {.max_pending = INT32_MAX, .ack_wait_ms = 5000};
 
 cv_status cv_streams_ensure(jsCtx *js, const cv_streams_config *config, cv_error *err)
 {

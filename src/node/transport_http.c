@@ -583,6 +583,17 @@ static void finish_transfer(cv_http_client *client, http_transfer *t, CURLcode c
     curl_multi_remove_handle(client->multi, t->easy);
     release_handle(client, t->easy);
     t->easy = NULL;
+    if (code == CURLE_OPERATION_TIMEDOUT && t->timeout_ms > 0) {
+        /*
+         * The step's own timer, set to the same timeout, fails the attempt;
+         * a second failure from here would only be recorded as ignored.
+         */
+        CV_INFO("http step timed out instance=%s step=%s attempt=%d host=%s error=%s",
+                t->instance, t->step, t->attempt, t->host, cv_log_quote(outcome.error));
+        json_decref(outcome.output);
+        transfer_free(t);
+        return;
+    }
     post_result(client, t, outcome.output, outcome.failed ? outcome.error : NULL,
                 outcome.permanent);
 }

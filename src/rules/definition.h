@@ -106,6 +106,14 @@ struct cv_cond_node {
     cv_cond_list failure;
 };
 
+/*
+ * Bounds on `retry`: attempt numbers travel in subjects and headers, where
+ * the node reads at most 1,000,000; a back-off under 10 ms only hammers the
+ * module and the event log.
+ */
+#define CV_RETRY_MAX_LIMIT 100000
+#define CV_RETRY_MIN_BACKOFF_MS 10
+
 typedef struct cv_retry {
     int max;                /* retries after the first attempt */
     int64_t backoff_ms;

@@ -198,10 +198,11 @@ static void read_retry_numbers(cv_build *b, int idx, size_t from, cv_retry *retr
     char got[64];
 
     int type = cv_build_get(L, idx, "max");
-    if (type != LUA_TNIL && (!read_integer(L, -1, &max) || max < 0 || max > INT_MAX)) {
+    if (type != LUA_TNIL && (!read_integer(L, -1, &max) || max < 0 || max > CV_RETRY_MAX_LIMIT)) {
         describe_value(L, -1, got, sizeof got);
         cv_build_fault(b, cv_build_key_at(b, from, "max"),
-                       "retry.max must be a non-negative integer, got %s", got);
+                       "retry.max must be an integer from 0 to %d, got %s", CV_RETRY_MAX_LIMIT,
+                       got);
     } else if (type != LUA_TNIL) {
         retry->max = (int)max;
     }
@@ -249,13 +250,22 @@ static void read_retry(cv_build *b, int idx, size_t from, cv_step *step)
     *retry = (cv_retry){DEFAULT_RETRY_MAX, DEFAULT_RETRY_BACKOFF_MS, DEFAULT_RETRY_FACTOR,
                         DEFAULT_RETRY_MAX_BACKOFF_MS, false};
     read_retry_numbers(b, lua_gettop(L), at, retry);
-    cv_build_duration(b, -1, "backoff", "retry.backoff", at, &retry->backoff_ms, &present);
+    if (cv_build_duration(b, -1, "backoff", "retry.backoff", at, &retry->backoff_ms, &present) &&
+        present && retry->backoff_ms < CV_RETRY_MIN_BACKOFF_MS)
+        cv_build_fault(b, cv_build_key_at(b, at, "backoff"),
+                       "retry.backoff must be at least %dms, got %lldms", CV_RETRY_MIN_BACKOFF_MS,
+                       (long long)retry->backoff_ms);
     if (cv_build_duration(b, -1, "max_backoff", "retry.max_backoff", at, &retry->max_backoff_ms,
                           &present) &&
-        retry->max_backoff_ms < retry->backoff_ms)
-        cv_build_fault(b, cv_build_key_at(b, at, present ? "max_backoff" : "backoff"),
+        retry->max_backoff_ms < retry->backoff_ms && present)
+        cv_build_fault(b, cv_build_key_at(b, at, "max_backoff"),
                        "retry.max_backoff (%lldms) is shorter than retry.backoff (%lldms)",
                        (long long)retry->max_backoff_ms, (long long)retry->backoff_ms);
+    else if (retry->max_backoff_ms < retry->backoff_ms)
+        cv_build_fault(b, cv_build_key_at(b, at, "backoff"),
+                       "retry.backoff (%lldms) is longer than the default max_backoff (%lldms); "
+                       "write a max_backoff of at least the backoff",
+                       (long long)retry->backoff_ms, (long long)retry->max_backoff_ms);
     lua_pop(L, 1);
 }
 

@@ -152,6 +152,15 @@ static void read_header(cv_build *b, size_t at, const char *name, json_t *header
         cv_build_fault(b, at, "headers[\"%s\"] is not a valid header name", name);
         return;
     }
+    static const char *const framing[] = {"Content-Length", "Transfer-Encoding", "Host",
+                                          "Connection", NULL};
+    for (size_t i = 0; framing[i] != NULL; i++) {
+        if (strcasecmp(name, framing[i]) == 0) {
+            cv_build_fault(b, at, "headers[\"%s\"] is set by the HTTP client and cannot be "
+                           "given in rules", name);
+            return;
+        }
+    }
     if (lua_type(L, -1) != LUA_TSTRING) {
         cv_build_fault(b, at, "headers[\"%s\"] must be a string, got %s", name,
                        luaL_typename(L, -1));

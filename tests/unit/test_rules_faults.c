@@ -196,7 +196,7 @@ static void test_wrong_types(void **state)
         "wrong_types.lua:12: step \"a\": input[2]: *",
         "wrong_types.lua:13: step \"a\": timeout must be a duration such as \"30s\" or a number "
         "of seconds, got boolean",
-        "wrong_types.lua:14: step \"a\": retry.max must be a non-negative integer, got 1.5",
+        "wrong_types.lua:14: step \"a\": retry.max must be an integer from 0 to 100000, got 1.5",
         "wrong_types.lua:14: step \"a\": retry.factor must be a number of at least 1, got 0.5",
         "wrong_types.lua:14: step \"a\": retry.jitter must be a boolean, got string",
         "wrong_types.lua:15: step \"a\": join must be \"all\", got \"any\"",
@@ -269,8 +269,11 @@ static void test_bad_durations(void **state)
         "bad_durations.lua:9: step \"b\": timeout must be a duration such as \"30s\" or a number "
         "of seconds, got -1",
         "bad_durations.lua:10: step \"c\": retry.backoff: invalid duration \"1y\"*",
-        "bad_durations.lua:11: step \"d\": retry.max_backoff (60000ms) is shorter than "
-        "retry.backoff (120000ms)",
+        "bad_durations.lua:11: step \"d\": retry.backoff (120000ms) is longer than the default "
+        "max_backoff (60000ms); write a max_backoff of at least the backoff",
+        "bad_durations.lua:12: step \"e\": retry.max must be an integer from 0 to 100000, got "
+        "200000",
+        "bad_durations.lua:12: step \"e\": retry.backoff must be at least 10ms, got 0ms",
         NULL,
     };
     expect_faults("bad_durations.lua", expected);
@@ -295,6 +298,8 @@ static void test_bad_modules(void **state)
         "name",
         "bad_modules.lua:8: module \"bad-headers\": headers[\"X-Inject\"] contains a line break "
         "or a NUL byte",
+        "bad_modules.lua:8: module \"bad-headers\": headers[\"content-length\"] is set by the "
+        "HTTP client and cannot be given in rules",
         "bad_modules.lua:13: step \"a\": transport \"lua\" needs a module \"nats-only\" with a "
         "run function",
         "bad_modules.lua:14: step \"b\": transport \"http\" needs an http module \"nats-only\" "

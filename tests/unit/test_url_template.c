@@ -23,7 +23,8 @@ static const char data_text[] =
     "{\"request\": {\"name\": \"a b/c\", \"count\": 7, \"ratio\": 0.1, \"whole\": 7.0,"
     " \"negative\": -3, \"vip\": true, \"none\": null, \"items\": [1, 2],"
     " \"deal\": {\"id\": \"4127\"}, \"city\": \"Zürich\", \"utm.source\": \"mail\","
-    " \"odd}key\": \"x\", \"safe\": \"A-z_0.9~\"},"
+    " \"odd}key\": \"x\", \"safe\": \"A-z_0.9~\", \"up\": \"..\", \"here\": \".\","
+    " \"dots\": \"...\"},"
     " \"find\": {\"ID\": \"17\"}}";
 
 /* Expands url against data_text and returns the result; fails the test on an error. */
@@ -62,6 +63,15 @@ static void assert_expands(const char *url, const char *expected)
     char *got = expand_ok(url);
     assert_string_equal(got, expected);
     free(got);
+}
+
+/* "." and ".." would be resolved as dot segments and climb out of their segment. */
+static void test_dot_segments_are_encoded(void **state)
+{
+    (void)state;
+    assert_expands("http://h/users/{request.up}/profile", "http://h/users/%2E%2E/profile");
+    assert_expands("http://h/get/{request.here}", "http://h/get/%2E");
+    assert_expands("http://h/get/{request.dots}", "http://h/get/...");
 }
 
 static void test_reserved_names(void **state)
@@ -223,6 +233,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reserved_names),
+        cmocka_unit_test(test_dot_segments_are_encoded),
         cmocka_unit_test(test_string_field_is_encoded),
         cmocka_unit_test(test_query_placeholders),
         cmocka_unit_test(test_numbers_and_booleans),
