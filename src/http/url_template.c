@@ -5,6 +5,8 @@
  */
 #include "http/url_template.h"
 
+#include <curl/curl.h>
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +131,39 @@ static cv_status read_placeholder(char **name, const char *url, size_t open, siz
     return CV_OK;
 }
 
+/*
+ * Parses url as libcurl will at run time, each placeholder standing for a
+ * plain value, so a url that could never be requested (a port over 65535,
+ * a space, a missing host) is a fault of the rules, not of every step.
+ */
+static cv_status check_with_curl(const char *url, cv_error *err)
+{
+    size_t length = strlen(url);
+    char *sample = malloc(length + 1);
+    if (sample == NULL)
+        return cv_error_set(err, CV_ERR_NOMEM, "out of memory checking the url");
+    size_t n = 0;
+    for (size_t i = 0; i < length; i++) {
+        size_t close = url[i] == '{' ? placeholder_end(url, i) : 0;
+        sample[n++] = close > 0 ? 'x' : url[i];
+        if (close > 0)
+            i = close;
+    }
+    sample[n] = '\0';
+    CURLU *parsed = curl_url();
+    CURLUcode rc = parsed == NULL ? CURLUE_OUT_OF_MEMORY
+                                  : curl_url_set(parsed, CURLUPART_URL, sample, 0);
+    char *host = NULL;
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(parsed, CURLUPART_HOST, &host, 0);
+    curl_free(host);
+    curl_url_cleanup(parsed);
+    free(sample);
+    if (rc != CURLUE_OK)
+        return cv_error_set(err, CV_ERR_INVALID, "url is not valid: %s", curl_url_strerror(rc));
+    return CV_OK;
+}
+
 cv_status cv_url_template_check(const char *url, cv_error *err)
 {
     size_t path_start = cv_url_template_path_start(url);
@@ -153,7 +188,7 @@ cv_status cv_url_template_check(const char *url, cv_error *err)
             return st;
         i = close;
     }
-    return CV_OK;
+    return check_with_curl(url, err);
 }
 
 /* Writes the shortest decimal text that reads back as number into out. */

@@ -185,6 +185,11 @@ static void test_check_rejects_faults(void **state)
         {"http://h/{a{b}", "url has a '{' at position 9 that no '}' closes"},
         {"http://h/{}", "url has an empty placeholder {} at position 9"},
         {"http://h/{request..id}", "url placeholder {request..id}: invalid path*"},
+        {"http://h:99999/x", "url is not valid: *"},
+        {"http://h/a b", "url is not valid: *"},
+        {"http://h/a\r\nHost: x", "url is not valid: *"},
+        {"http://", "url is not valid: *"},
+        {"http://[::1/x", "url is not valid: *"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cv_error err = {0};
