@@ -242,6 +242,21 @@ static bool is_reply_subject(const char *subject, const char *prefix)
     return strncmp(subject, prefix, n) == 0 && strncmp(subject + n, ".reply.", 7) == 0;
 }
 
+/*
+ * The batch to ask for. nats.c 3.4.1 (Debian 12) writes past the end of
+ * its fetch array when more than half a batch already waits in the
+ * subscription, as after a reconnect; asking for exactly what waits, when
+ * anything does, avoids it.
+ */
+static int batch_size(natsSubscription *sub)
+{
+    int waiting = 0;
+    int bytes = 0;
+    if (natsSubscription_GetPending(sub, &waiting, &bytes) == NATS_OK && waiting > 0)
+        return waiting < FETCH_BATCH ? waiting : FETCH_BATCH;
+    return FETCH_BATCH;
+}
+
 /* Answers one task, then acknowledges it; takes msg. */
 static void process_task(natsConnection *nc, natsMsg *msg, const char *prefix)
 {
@@ -424,7 +439,7 @@ int main(int argc, char **argv)
 
     while (!stop_requested) {
         natsMsgList list = {0};
-        s = natsSubscription_Fetch(&list, sub, FETCH_BATCH, FETCH_WAIT_MS, NULL);
+        s = natsSubscription_Fetch(&list, sub, batch_size(sub), FETCH_WAIT_MS, NULL);
         if (s == NATS_TIMEOUT)
             continue;
         if (s != NATS_OK) {

@@ -478,11 +478,12 @@ int main(int argc, char **argv)
     /*
      * NOTE: the cluster test does not pass reliably, so it runs only when
      * asked for with CV_TEST_SERVERS=1 (tests/run.sh does not set it). In
-     * about one run of four a step completes twice, because nats-server
-     * 2.9.10 accepts two compare-and-set writes from the same revision on a
-     * clustered stream around a leader change (nats-server issue #4320); a
-     * server with that fix would settle it. One ASan run also saw a node
-     * take more than 10 s to stop after the server loss.
+     * about one run of four a step completes twice: nats-server 2.9.10
+     * checks the expected revision of a write to a clustered stream before
+     * replicating it, so two nodes' writes from the same revision can both
+     * be accepted. A server that checks it when applying the write would
+     * settle it. One ASan run also saw a node take more than 10 s to stop
+     * after the server loss.
      */
     const struct CMUnitTest server_tests[] = {
         cmocka_unit_test_teardown(cluster_loses_a_server, stop_leftovers),
