@@ -173,15 +173,7 @@ static json_t *run_instance(const char *process, const char *body, char *id)
     assert_string_equal(json_string_value(json_object_get(answer, "process")), process);
     json_decref(answer);
 
-    char infix[64];
-    snprintf(infix, sizeof infix, ".%s.instance.", id);
-    if (!cv_test_recorder_wait(&fx.events, infix, NULL, 2, 10000))
-        fail_msg("instance %s of %s did not end within 10 s", id, process);
-    json_t *end = cv_test_recorder_find(&fx.events, infix, "completed");
-    if (end == NULL)
-        end = cv_test_recorder_find(&fx.events, infix, "failed");
-    assert_non_null(end);
-    return end;
+    return cv_test_wait_instance_end(&fx.events, id, 10000);
 }
 
 static size_t count_events(const char *id, const char *kind)

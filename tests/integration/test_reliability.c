@@ -187,12 +187,7 @@ static json_t *run_instance(const char *process, char *id, int timeout_ms)
 {
     cv_text_random_token(id, 22);
     json_decref(cv_test_request(fx.nc, process, id, "{}", 2));
-    char infix[64];
-    snprintf(infix, sizeof infix, ".%s.instance.", id);
-    if (!cv_test_recorder_wait(&fx.events, infix, NULL, 2, timeout_ms))
-        fail_msg("instance %s of %s did not end within %d ms", id, process, timeout_ms);
-    json_t *end = cv_test_recorder_find(&fx.events, infix, "completed");
-    return end != NULL ? end : cv_test_recorder_find(&fx.events, infix, "failed");
+    return cv_test_wait_instance_end(&fx.events, id, timeout_ms);
 }
 
 static json_t *event_of_attempt(const char *id, const char *kind, int attempt)

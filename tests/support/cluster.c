@@ -291,3 +291,16 @@ const char *cv_test_source_path(const char *relative)
     snprintf(path, sizeof path, "%s/%s", CV_TEST_SOURCE_DIR, relative);
     return path;
 }
+
+json_t *cv_test_wait_instance_end(cv_test_recorder *recorder, const char *id, int timeout_ms)
+{
+    char infix[128];
+    snprintf(infix, sizeof infix, ".%s.instance.", id);
+    if (!cv_test_recorder_wait(recorder, infix, NULL, 2, timeout_ms))
+        fail_msg("instance %s did not end within %d ms", id, timeout_ms);
+    json_t *end = cv_test_recorder_find(recorder, infix, "completed");
+    if (end == NULL)
+        end = cv_test_recorder_find(recorder, infix, "failed");
+    assert_non_null(end);
+    return end;
+}

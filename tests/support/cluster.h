@@ -79,6 +79,14 @@ bool cv_test_recorder_wait(cv_test_recorder *recorder, const char *infix, const 
 json_t *cv_test_recorder_find(cv_test_recorder *recorder, const char *infix, const char *suffix);
 
 /*
+ * Waits up to timeout_ms until instance id has ended (its instance.started
+ * and then instance.completed or instance.failed are on the recorder) and
+ * returns the final event's body as a new reference; fails the test when it
+ * has not ended in time.
+ */
+json_t *cv_test_wait_instance_end(cv_test_recorder *recorder, const char *id, int timeout_ms);
+
+/*
  * Sends a request to orch.request.<process> (optional Orch-Request-Id) and
  * returns the node's answer as a new JSON value; fails the test on timeout.
  */
