@@ -27,8 +27,6 @@ double cv_retry_random_unit(void)
 
 int64_t cv_step_timeout_ms(const cv_step *step)
 {
-    if (step->transport == CV_TRANSPORT_LUA)
-        return 0;
     return step->timeout_ms;
 }
 

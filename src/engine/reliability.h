@@ -24,11 +24,12 @@ double cv_retry_random_unit(void);
 
 /*
  * How long one attempt of step may take before it counts as failed, or 0
- * for no limit. A Lua step runs inside the node under the rule budgets. A
- * queue step waits for a worker as long as it takes unless its rules give a
- * timeout (resolved at load time). A NATS step that moved to the queue
- * keeps its own timeout, so that when the NATS module comes back, `retry`
- * reaches it there.
+ * for no limit. A queue step waits for a worker as long as it takes unless
+ * its rules give a timeout (resolved at load time). A Lua step has the
+ * default: it finishes in far less under the rule budgets, so its timer
+ * only matters when the node dies before recording the result, and then
+ * another node fires it. A NATS step that moved to the queue keeps its own
+ * timeout, so that when the NATS module comes back, `retry` reaches it.
  */
 int64_t cv_step_timeout_ms(const cv_step *step);
 

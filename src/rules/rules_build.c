@@ -377,7 +377,7 @@ static void read_step(cv_build *b, const cv_step_names *names, int idx, const st
         link_module(b, idx, from, step);
     if (step->timeout_ms > 0 && step->transport == CV_TRANSPORT_LUA)
         cv_build_fault(b, cv_build_key_at(b, from, "timeout"),
-                       "timeout has no effect on a step with transport \"lua\": it runs "
+                       "timeout cannot be set on a step with transport \"lua\": it runs "
                        "inside the node, bounded by the rule budgets");
     /* A queue step waits for a worker as long as it takes, unless a timeout is written. */
     if (step->timeout_ms <= 0 && step->module != NULL && step->module->timeout_ms > 0)

@@ -274,7 +274,7 @@ static void test_bad_durations(void **state)
         "bad_durations.lua:12: step \"e\": retry.max must be an integer from 0 to 100000, got "
         "200000",
         "bad_durations.lua:12: step \"e\": retry.backoff must be at least 10ms, got 0ms",
-        "bad_durations.lua:13: step \"f\": timeout has no effect on a step with transport "
+        "bad_durations.lua:13: step \"f\": timeout cannot be set on a step with transport "
         "\"lua\": it runs inside the node, bounded by the rule budgets",
         NULL,
     };

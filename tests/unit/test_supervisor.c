@@ -486,6 +486,27 @@ static void unanswered_step_moves_to_the_queue(void **state)
     free_process(&b);
 }
 
+/* A Lua step runs inside the node; its timer is what recovers it when the node dies first. */
+static void lua_step_has_crash_timer(void **state)
+{
+    (void)state;
+    built b;
+    init_process(&b, "local");
+    add_step(&b, "calc", NULL, 0, NULL, 0);
+    b.steps[0].transport = CV_TRANSPORT_LUA;
+    b.steps[0].timeout_ms = CV_DEFAULT_STEP_TIMEOUT_MS;
+    cv_instance *inst = cv_instance_create("l1", &b.process, json_object());
+    cv_effects fx = {0};
+    assert_int_equal(cv_supervisor_start(inst, NULL, &fx, NULL), CV_OK);
+    assert_int_equal(fx.timer_count, 1);
+    assert_int_equal(fx.timers[0].kind, CV_TIMER_TIMEOUT);
+    assert_int_equal(fx.timers[0].due_ms - inst->active[0].started_ms,
+                     CV_DEFAULT_STEP_TIMEOUT_MS);
+    cv_effects_free(&fx);
+    cv_instance_destroy(inst);
+    free_process(&b);
+}
+
 static void waiting_attempt_survives_serialisation(void **state)
 {
     (void)state;
@@ -526,6 +547,7 @@ int main(void)
         cmocka_unit_test(late_reply_after_timeout_is_ignored),
         cmocka_unit_test(unanswered_step_moves_to_the_queue),
         cmocka_unit_test(waiting_attempt_survives_serialisation),
+        cmocka_unit_test(lua_step_has_crash_timer),
     };
     return cmocka_run_group_tests_name("unit/supervisor", tests, NULL, NULL);
 }
