@@ -6,6 +6,7 @@
 #include "engine/decide.h"
 
 #include "core/jsonx.h"
+#include "engine/instance.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,16 +40,6 @@ static cv_status copy_steps(int **out, const int *steps, size_t count)
     return CV_OK;
 }
 
-/* Step ids are checked once at load time, so only the ids a route returns are looked up by name. */
-static int find_step(const cv_process *process, const char *id)
-{
-    for (size_t i = 0; i < process->step_count; i++) {
-        if (strcmp(process->steps[i].id, id) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
 /* Turns the step ids a route returned into indices. */
 static cv_status resolve_route(int **out, const cv_process *process, const cv_step *step,
                                const json_t *ids, cv_error *err)
@@ -64,7 +55,7 @@ static cv_status resolve_route(int **out, const cv_process *process, const cv_st
     }
     for (size_t i = 0; i < count; i++) {
         const char *id = json_string_value(json_array_get(ids, i));
-        int index = id ? find_step(process, id) : -1;
+        int index = cv_instance_find_step(process, id);
         if (index < 0) {
             free(steps);
             if (id == NULL)

@@ -164,15 +164,23 @@ json_t *cv_instance_to_json(const cv_instance *instance)
     return doc;
 }
 
+int cv_instance_find_step(const cv_process *process, const char *id)
+{
+    for (size_t i = 0; id != NULL && i < process->step_count; i++) {
+        if (strcmp(process->steps[i].id, id) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
 static cv_status step_index(const cv_process *process, const json_t *name, const char *where,
                             int *out, cv_error *err)
 {
     const char *id = json_string_value(name);
-    for (size_t i = 0; id != NULL && i < process->step_count; i++) {
-        if (strcmp(process->steps[i].id, id) == 0) {
-            *out = (int)i;
-            return CV_OK;
-        }
+    int index = cv_instance_find_step(process, id);
+    if (index >= 0) {
+        *out = index;
+        return CV_OK;
     }
     return cv_error_set(err, CV_ERR_INVALID, "%s names step \"%s\", which process \"%s\" lacks",
                         where, id ? id : "(not a string)", process->name);

@@ -72,6 +72,9 @@ cv_instance *cv_instance_create(const char *id, const cv_process *process, json_
 
 void cv_instance_destroy(cv_instance *instance);
 
+/* Returns the index of the step named id in process, or -1 (also for a NULL id). */
+int cv_instance_find_step(const cv_process *process, const char *id);
+
 /* Adds an attempt; returns it (valid until the active list changes) or NULL when out of memory. */
 cv_attempt *cv_instance_add_attempt(cv_instance *instance, int step, int attempt);
 

@@ -45,20 +45,11 @@ cv_status cv_outbox_record(cv_instance *instance, const char *key, const cv_effe
     return CV_OK;
 }
 
-static int find_step(const cv_process *process, const char *id)
-{
-    for (size_t i = 0; id != NULL && i < process->step_count; i++) {
-        if (strcmp(process->steps[i].id, id) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
 /* Reads the step, attempt and token of a recorded dispatch or timer; false when malformed. */
 static bool read_attempt(const json_t *item, const cv_process *process, cv_attempt *out)
 {
     memset(out, 0, sizeof *out);
-    out->step = find_step(process, json_string_value(json_object_get(item, "step")));
+    out->step = cv_instance_find_step(process, json_string_value(json_object_get(item, "step")));
     out->attempt = (int)json_integer_value(json_object_get(item, "attempt"));
     const char *token = json_string_value(json_object_get(item, "token"));
     if (out->step < 0 || token == NULL || strlen(token) != CV_TOKEN_LEN)

@@ -306,15 +306,6 @@ static cv_status complete_step(cv_instance *instance, int step, int attempt, con
     return st;
 }
 
-static int find_step(const cv_process *process, const char *id)
-{
-    for (size_t i = 0; i < process->step_count; i++) {
-        if (strcmp(process->steps[i].id, id) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
 /* A module's answer to an attempt in flight. */
 static cv_status apply_reply(cv_instance *instance, size_t index, const cv_step_result *result,
                              cv_script *script, cv_effects *effects)
@@ -386,7 +377,7 @@ static cv_status apply_signal(cv_instance *instance, int index, const cv_step_re
 static cv_status apply_any(cv_instance *instance, const cv_step_result *result,
                            cv_script *script, cv_effects *effects)
 {
-    int step = find_step(instance->process, result->step);
+    int step = cv_instance_find_step(instance->process, result->step);
     int index = step < 0 ? -1
                          : cv_instance_find_attempt(instance, step, result->attempt,
                                                     result->token);

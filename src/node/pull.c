@@ -72,22 +72,13 @@ static void route_message(cv_puller *puller, natsMsg *msg)
     cv_node_route_work(puller->node, item);
 }
 
-/*
- * The batch to ask for. nats.c 3.4.1 writes past the end of its fetch array
- * when more than half a batch already waits in the subscription (messages
- * of earlier pull requests that came after they expired, as after a
- * reconnect): it takes those first, then compares its count with the batch
- * less what it took. Asking for exactly what waits, when anything does,
- * makes it take them all and stop. Seen under AddressSanitizer in the
- * server-restart test; later nats.c releases keep the original batch.
- */
-static int batch_size(natsSubscription *sub)
+int cv_pull_batch_size(natsSubscription *sub, int max)
 {
     int waiting = 0;
     int bytes = 0;
     if (natsSubscription_GetPending(sub, &waiting, &bytes) == NATS_OK && waiting > 0)
-        return waiting < CV_PULL_BATCH ? waiting : CV_PULL_BATCH;
-    return CV_PULL_BATCH;
+        return waiting < max ? waiting : max;
+    return max;
 }
 
 static void *pull_main(void *arg)
@@ -97,7 +88,8 @@ static void *pull_main(void *arg)
     while (!atomic_load(&puller->stopping)) {
         natsMsgList list = {0};
         jsErrCode code = 0;
-        natsStatus s = natsSubscription_Fetch(&list, puller->sub, batch_size(puller->sub),
+        natsStatus s = natsSubscription_Fetch(&list, puller->sub,
+                                              cv_pull_batch_size(puller->sub, CV_PULL_BATCH),
                                               CV_PULL_EXPIRY_MS, &code);
         if (s == NATS_OK) {
             for (int i = 0; i < list.Count; i++) {

@@ -28,6 +28,17 @@ typedef struct cv_puller {
     atomic_bool stopping;
 } cv_puller;
 
+/*
+ * Returns how many messages to fetch at most: max, or fewer when messages
+ * already wait in sub. nats.c 3.4.1 writes past the end of its fetch array
+ * when more than half a batch already waits there (late messages of
+ * expired pull requests, as after a reconnect). It takes those first and
+ * then compares its count with the batch less what it took. Asking for
+ * exactly what waits makes it take them all and stop. Later nats.c
+ * releases keep the original batch.
+ */
+int cv_pull_batch_size(natsSubscription *sub, int max);
+
 /* Binds to the durable consumer and starts the fetch thread. */
 cv_status cv_puller_start(cv_puller *puller, cv_node *node, jsCtx *js, cv_work_kind kind,
                           const char *stream, const char *consumer, cv_error *err);

@@ -1,5 +1,7 @@
 #include "support/module.h"
 
+#include "node/pull.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,11 +84,7 @@ static void *queue_main(void *arg)
     /* Bounded: the stop flag ends it, and each fetch waits at most 200 ms. */
     while (!atomic_load(&module->stopping)) {
         natsMsgList list = {0};
-        /* As in src/node/pull.c: never ask nats.c 3.4.1 for more than already waits. */
-        int waiting = 0, bytes = 0;
-        int batch = 16;
-        if (natsSubscription_GetPending(module->sub, &waiting, &bytes) == NATS_OK && waiting > 0)
-            batch = waiting < 16 ? waiting : 16;
+        int batch = cv_pull_batch_size(module->sub, 16);
         if (natsSubscription_Fetch(&list, module->sub, batch, 200, NULL) != NATS_OK)
             continue;
         for (int i = 0; i < list.Count; i++) {
