@@ -46,8 +46,8 @@ cv_status cv_supervisor_start(cv_instance *instance, cv_script *script, cv_effec
  * Applies result to instance. A reply for an attempt that is not in flight
  * (stale, duplicate, unknown step, finished instance) changes nothing but a
  * reply.ignored event. A failed attempt is retried as the step's `retry`
- * says: the next attempt waits for its back-off (a step.retrying event and
- * a retry timer), then goes out when that timer reports. Fails only when
+ * sets. The next attempt waits for its back-off (a step.retrying event and
+ * a retry timer), then goes out when that timer fires. Fails only when
  * memory runs out.
  */
 cv_status cv_supervisor_apply(cv_instance *instance, const cv_step_result *result,

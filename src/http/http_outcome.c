@@ -90,7 +90,13 @@ static size_t utf8_boundary(const char *text, size_t length)
     if (cut == back)
         return cut;
     unsigned char lead = (unsigned char)text[cut - back - 1];
-    size_t needed = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    size_t needed = 1;
+    if (lead >= 0xF0)
+        needed = 4;
+    else if (lead >= 0xE0)
+        needed = 3;
+    else if (lead >= 0xC0)
+        needed = 2;
     if (needed > back + 1)
         return cut - back - 1;
     return cut;

@@ -133,8 +133,8 @@ static cv_status read_placeholder(char **name, const char *url, size_t open, siz
 
 /*
  * Parses url as libcurl will at run time, each placeholder standing for a
- * plain value, so a url that could never be requested (a port over 65535,
- * a space, a missing host) is a fault of the rules, not of every step.
+ * plain value. A url that could never be requested (a port over 65535, a
+ * space, a missing host) is then a fault of the rules, not of every step.
  */
 static cv_status check_with_curl(const char *url, cv_error *err)
 {

@@ -197,7 +197,7 @@ static cv_status start_workers(cv_node *node, cv_error *err)
 
 /*
  * With the memory store the queue transport still needs the TASKS stream;
- * a server without JetStream simply has no queue, and says so once.
+ * a server without JetStream simply has no queue, and the node logs that once.
  */
 static void open_memory_queue(cv_node *node)
 {

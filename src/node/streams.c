@@ -98,7 +98,8 @@ static cv_status ensure_consumer(jsCtx *js, const cv_streams_config *config, con
 /*
  * Timers wait as unacknowledged messages handed back with a delay, and a
  * step's timeout timer stays until it falls due even when the step ended
- * long before; so the consumer holds steps per second times the timeout.
+ * long before. The consumer therefore has steps per second times the
+ * timeout of them pending.
  * Any pending limit would stop every timer once reached, and nats-server
  * 2.9 reads -1 as its default of 1000, so the limit is the largest it
  * accepts. A node hands a timer back or fires it within moments of taking

@@ -1,8 +1,8 @@
 /*
  * Timers of a node with the memory store: a binary min-heap of work items
  * ordered by due time, and one thread that sleeps until the earliest is due
- * and routes it to its worker. Due times are wall-clock (they are stored
- * with the instance); the wait uses the monotonic clock so that a clock
+ * and routes it to its worker. Due times are wall-clock because they are
+ * stored with the instance. The wait uses the monotonic clock, so a clock
  * step does not fire a whole heap at once.
  */
 #include <stdlib.h>
