@@ -107,6 +107,16 @@ static cv_status encode(const cv_instance *instance, char **out, size_t *out_len
  * Writes text under key if the key's last revision is expected (0: the key
  * has never been written or was purged). *code receives the JetStream error
  * code of a rejected write, 0 otherwise.
+ *
+ * nats-server 2.9.10 checks the expected revision of a write to a
+ * clustered stream only before proposing it (server/jetstream_cluster.go,
+ * processClusteredInboundMsg), so two writes from one revision proposed
+ * together can both be accepted: a lost update. The message id
+ * "<key>@<revision>" closes that gap, because every replica drops a
+ * repeated id when it applies the write, in log order. The second write
+ * comes back as a duplicate and is reported as a revision mismatch. No
+ * other write repeats the id, since a revision is one stream sequence.
+ * A create needs no id: the servers check "no message yet" when applying.
  */
 static natsStatus put_value(kv_store *k, const char *key, const char *text, size_t len,
                             uint64_t expected, uint64_t *revision, jsErrCode *code)
@@ -114,17 +124,26 @@ static natsStatus put_value(kv_store *k, const char *key, const char *text, size
     char subject[KV_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "$KV.%s.%s", k->bucket, key);
 
+    char msg_id[KV_SUBJECT_MAX];
+    snprintf(msg_id, sizeof msg_id, "%s@%" PRIu64, key, expected);
+
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    if (expected == 0)
+    if (expected == 0) {
         po.ExpectNoMessage = true;
-    else
+    } else {
         po.ExpectLastSubjectSeq = expected;
+        po.MsgId = msg_id;
+    }
 
     jsPubAck *ack = NULL;
     natsStatus s = js_Publish(&ack, k->js, subject, text, (int)len, &po, code);
-    if (s == NATS_OK)
+    if (s == NATS_OK && ack->Duplicate) {
+        s = NATS_ERR;
+        *code = JSStreamWrongLastSequenceErr;
+    } else if (s == NATS_OK) {
         *revision = ack->Sequence;
+    }
     jsPubAck_Destroy(ack);
     return s;
 }

@@ -28,6 +28,7 @@
 
 #include "core/clock.h"
 #include "support/cluster.h"
+#include "support/nats_cluster.h"
 #include "support/history.h"
 #include "support/module.h"
 
@@ -265,30 +266,7 @@ static void node_stops_without_server(void **state)
     cv_test_server_stop(&server);
 }
 
-/* Returns a port p with p, p+1 and p+2 all free on 127.0.0.1 a moment ago. */
-static int free_port_run(void)
-{
-    for (int tries = 0; tries < 50; tries++) {
-        int base = cv_test_free_port();
-        if (base <= 0 || base > 65000)
-            continue;
-        bool all_free = true;
-        for (int i = 1; i < 3 && all_free; i++) {
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in addr = {.sin_family = AF_INET,
-                                       .sin_port = htons((uint16_t)(base + i)),
-                                       .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            all_free = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
-            close(fd);
-        }
-        if (all_free)
-            return base;
-    }
-    fail_msg("no three consecutive free ports found");
-    return -1;
-}
-
-static char cluster_dir[512];
+static cv_test_nats_cluster cluster;
 
 /* Counts distinct instances of run with an instance.completed event the recorder saw. */
 static int completed_seen(cv_test_recorder *events, const char *run)
@@ -376,58 +354,20 @@ static void assert_once_by_event_id(cv_test_recorder *events, const char *run, i
     json_decref(ids_per_step);
 }
 
-static void stop_cluster(void)
-{
-    char *argv[] = {"/bin/bash", (char *)cv_test_source_path("deploy/cluster/stop.sh"),
-                    cluster_dir, NULL};
-    char *out = NULL, *err = NULL;
-    cv_test_run(argv, NULL, &out, &err, 30000);
-    free(out);
-    free(err);
-}
-
-static pid_t cluster_pid(const char *name)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s.pid", cluster_dir, name);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    assert_non_null(f);
-    assert_int_equal(fscanf(f, "%d", &pid), 1);
-    fclose(f);
-    return (pid_t)pid;
-}
-
 static void cluster_loses_a_server(void **state)
 {
     (void)state;
-    char *dir = cv_test_temp_dir("conveyor-cluster");
-    snprintf(cluster_dir, sizeof cluster_dir, "%s", dir);
-    free(dir);
-    char client_base[16], route_base[16];
-    snprintf(client_base, sizeof client_base, "%d", free_port_run());
-    snprintf(route_base, sizeof route_base, "%d", free_port_run());
-    char *argv[] = {"/bin/bash", (char *)cv_test_source_path("deploy/cluster/start.sh"),
-                    cluster_dir, client_base, route_base, NULL};
-    char *urls = NULL, *err = NULL;
-    int code = cv_test_run(argv, NULL, &urls, &err, 60000);
-    if (code != 0)
-        fail_msg("deploy/cluster/start.sh failed: %s", err);
-    urls[strcspn(urls, "\n")] = '\0';
+    cv_test_nats_cluster_start(&cluster);
 
-    /* Nodes and test client use the URL list, as a user of the cluster would. */
-    cv_test_server cluster = {.dir = cluster_dir};
-    snprintf(cluster.url, sizeof cluster.url, "%s", urls);
+    /* Nodes use the URL list, as a user of the cluster would. */
     const char *rules = cv_test_source_path("tests/integration/rules");
     char *args[] = {"--workers", "2", "--ack-wait", "2s", "--replicas", "3", NULL};
     cv_test_node nodes[2];
-    cv_test_node_start(&nodes[0], &cluster, rules, "c1", args);
-    cv_test_node_start(&nodes[1], &cluster, rules, "c2", args);
+    cv_test_node_start(&nodes[0], &cluster.all, rules, "c1", args);
+    cv_test_node_start(&nodes[1], &cluster.all, rules, "c2", args);
 
     /* The test's own client stays on n1, the server that is not killed. */
-    cv_test_server first = cluster;
-    snprintf(first.url, sizeof first.url, "nats://127.0.0.1:%s", client_base);
-    natsConnection *nc = cv_test_connect(&first);
+    natsConnection *nc = cv_test_connect(&cluster.first);
     cv_test_recorder events;
     cv_test_recorder_start(&events, nc, "orch.event.durable.>");
     cv_test_module echo;
@@ -439,7 +379,7 @@ static void cluster_loses_a_server(void **state)
     const int total = 300;
     publish_requests(nc, "cluster", 0, total);
     wait_seen(&events, "cluster", 40, 60000);
-    pid_t victim = cluster_pid("n2");
+    pid_t victim = cv_test_nats_cluster_pid(&cluster, "n2");
     kill(victim, SIGKILL);
     waitpid(victim, NULL, 0);
     wait_seen(&events, "cluster", total, 180000);
@@ -450,10 +390,7 @@ static void cluster_loses_a_server(void **state)
     natsConnection_Destroy(nc);
     cv_test_node_stop(&nodes[0]);
     cv_test_node_stop(&nodes[1]);
-    stop_cluster();
-    cv_test_remove_tree(cluster_dir);
-    free(urls);
-    free(err);
+    cv_test_nats_cluster_stop(&cluster);
 }
 
 /* A failed assertion skips a test's own cleanup: stop whatever it left running. */
@@ -461,34 +398,31 @@ static int stop_leftovers(void **state)
 {
     (void)state;
     cv_test_process_kill_all();
-    if (cluster_dir[0] != '\0')
-        stop_cluster(); /* started by a script, so not among this program's children */
+    cv_test_nats_cluster_stop(&cluster); /* started by a script, not among this program's children */
     return 0;
 }
 
+/*
+ * "integration_test_durability cluster" runs the three-server test alone,
+ * as its own CTest entry; any other argument is the store of the others.
+ */
 int main(int argc, char **argv)
 {
-    cv_test_state_from_args(argc, argv);
+    bool cluster_run = argc > 1 && strcmp(argv[1], "cluster") == 0;
+    if (!cluster_run)
+        cv_test_state_from_args(argc, argv);
+    else
+        cv_test_state_from_args(1, argv); /* the kv store, and CV_TEST_FILTER */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(sigkill_of_one_node_loses_nothing, stop_leftovers),
         cmocka_unit_test_teardown(requests_wait_for_a_node, stop_leftovers),
         cmocka_unit_test_teardown(node_stops_without_server, stop_leftovers),
         cmocka_unit_test_teardown(server_restart_is_survived, stop_leftovers),
     };
-    /*
-     * NOTE: the cluster test does not pass reliably, so it runs only when
-     * asked for with CV_TEST_SERVERS=1 (tests/run.sh does not set it). In
-     * about one run of four a step completes twice: nats-server 2.9.10
-     * checks the expected revision of a write to a clustered stream before
-     * replicating it, so two nodes' writes from the same revision can both
-     * be accepted. A server that checks it when applying the write would
-     * settle it. One ASan run also saw a node take more than 10 s to stop
-     * after the server loss.
-     */
-    const struct CMUnitTest server_tests[] = {
+    const struct CMUnitTest cluster_tests[] = {
         cmocka_unit_test_teardown(cluster_loses_a_server, stop_leftovers),
     };
-    if (getenv("CV_TEST_SERVERS") != NULL)
-        return cmocka_run_group_tests_name("integration/servers", server_tests, NULL, NULL);
+    if (cluster_run)
+        return cmocka_run_group_tests_name("integration/cluster", cluster_tests, NULL, NULL);
     return cmocka_run_group_tests_name("integration/durability", tests, NULL, NULL);
 }

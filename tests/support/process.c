@@ -256,9 +256,12 @@ int cv_test_run(char *const argv[], const char *stdin_text, char **out, char **e
         dup2(in_pipe[0], STDIN_FILENO);
         dup2(out_pipe[1], STDOUT_FILENO);
         dup2(err_pipe[1], STDERR_FILENO);
-        close(in_pipe[1]);
-        close(out_pipe[0]);
-        close(err_pipe[0]);
+        /* Servers a script starts in the background inherit every open descriptor:
+         * a write end left open here would hold the pipe open until they exit. */
+        int spare[] = {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]};
+        for (size_t i = 0; i < sizeof spare / sizeof spare[0]; i++)
+            if (spare[i] > STDERR_FILENO)
+                close(spare[i]);
         execv(argv[0], argv);
         _exit(127);
     }

@@ -1,0 +1,174 @@
+/*
+ * The kv store on the three-server cluster of deploy/cluster, bucket
+ * replicated three times: writers on two servers read one revision of an
+ * instance and commit at the same moment, many times over. Exactly one
+ * commit per round may succeed, and the stored document must be the
+ * winner's; anything else is a lost update, which completes a step twice.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store/store.h"
+#include "support/cluster.h"
+#include "support/nats_cluster.h"
+
+#define RULES_DIR "tests/integration/rules"
+#define WRITERS 4
+#define ROUNDS 150
+
+typedef struct fixture {
+    cv_test_nats_cluster cluster;
+    natsConnection *nc[2];
+    cv_store *store[2]; /* one bucket, reached through servers n1 and n3 */
+    cv_rules *rules;
+} fixture;
+
+static fixture fx;
+
+/* A cluster just started has no JetStream leader for a few seconds: keep trying, as a node does. */
+static cv_store *open_store(natsConnection *nc)
+{
+    cv_store_kv_options options = {.bucket = "race", .replicas = 3};
+    cv_store *store = NULL;
+    cv_error err = {0};
+    for (int tries = 0; tries < 30; tries++) {
+        if (cv_store_kv_create(&store, nc, &options, &err) == CV_OK)
+            return store;
+        sleep(1);
+    }
+    fail_msg("cannot create the kv store: %s", err.text);
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    cv_test_nats_cluster_start(&fx.cluster);
+    fx.nc[0] = cv_test_connect(&fx.cluster.first);
+    cv_test_server third = fx.cluster.first;
+    snprintf(third.url, sizeof third.url, "nats://127.0.0.1:%d", fx.cluster.first.port + 2);
+    fx.nc[1] = cv_test_connect(&third);
+    fx.store[0] = open_store(fx.nc[0]);
+    fx.store[1] = open_store(fx.nc[1]);
+    cv_diag diag = {0};
+    cv_error err = {0};
+    if (cv_rules_load(&fx.rules, cv_test_source_path(RULES_DIR), NULL, &diag, &err) != CV_OK)
+        fail_msg("cannot load %s: %s", RULES_DIR, err.text);
+    cv_diag_free(&diag);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        cv_store_destroy(fx.store[i]);
+        natsConnection_Destroy(fx.nc[i]);
+    }
+    cv_rules_destroy(fx.rules);
+    cv_test_nats_cluster_stop(&fx.cluster);
+    return 0;
+}
+
+typedef struct writer {
+    pthread_barrier_t *start;
+    cv_store *store;
+    cv_instance *instance; /* read at the round's revision, changed by this writer */
+    cv_status status;
+    char failure[CV_ERROR_TEXT_MAX];
+} writer;
+
+static void *commit_at_barrier(void *arg)
+{
+    writer *w = arg;
+    cv_error err = {0};
+    pthread_barrier_wait(w->start);
+    w->status = w->store->ops->commit(w->store, w->instance, &err);
+    if (w->status != CV_OK)
+        snprintf(w->failure, sizeof w->failure, "%s", err.text);
+    return NULL;
+}
+
+static cv_instance *acquire_ok(cv_store *store, const char *id)
+{
+    cv_instance *instance = NULL;
+    cv_error err = {0};
+    if (store->ops->acquire(store, id, fx.rules, &instance, &err) != CV_OK)
+        fail_msg("acquire %s: %s", id, err.text);
+    return instance;
+}
+
+/* Runs one round; returns the index of the only writer whose commit succeeded. */
+static int race_once(const char *id, int round)
+{
+    writer writers[WRITERS];
+    pthread_t threads[WRITERS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, WRITERS);
+    uint64_t revision = 0;
+    for (int i = 0; i < WRITERS; i++) {
+        cv_store *store = fx.store[i % 2];
+        writers[i] = (writer){.start = &start, .store = store, .instance = acquire_ok(store, id)};
+        if (i == 0)
+            revision = writers[i].instance->revision;
+        assert_int_equal(writers[i].instance->revision, revision);
+        json_object_set_new(writers[i].instance->data, "winner", json_integer(i));
+        json_object_set_new(writers[i].instance->data, "round", json_integer(round));
+        assert_int_equal(pthread_create(&threads[i], NULL, commit_at_barrier, &writers[i]), 0);
+    }
+    int winner = -1, wins = 0;
+    for (int i = 0; i < WRITERS; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        if (writers[i].status == CV_OK) {
+            winner = i;
+            wins++;
+        } else if (writers[i].status != CV_ERR_CONFLICT) {
+            fail_msg("round %d writer %d: %s", round, i, writers[i].failure);
+        }
+    }
+    for (int i = 0; i < WRITERS; i++)
+        writers[i].store->ops->release(writers[i].store, writers[i].instance);
+    pthread_barrier_destroy(&start);
+    if (wins != 1)
+        fail_msg("round %d: %d of %d commits from revision %llu succeeded, want exactly 1", round,
+                 wins, WRITERS, (unsigned long long)revision);
+    return winner;
+}
+
+static void writers_from_one_revision_one_wins(void **state)
+{
+    (void)state;
+    const cv_process *process = cv_rules_find_process(fx.rules, "linear");
+    assert_non_null(process);
+    cv_instance *created = cv_instance_create("contested", process, json_object());
+    cv_error err = {0};
+    if (fx.store[0]->ops->create(fx.store[0], created, &err) != CV_OK)
+        fail_msg("create: %s", err.text);
+    fx.store[0]->ops->release(fx.store[0], created);
+
+    for (int round = 1; round <= ROUNDS; round++) {
+        int winner = race_once("contested", round);
+        cv_instance *stored = acquire_ok(fx.store[round % 2], "contested");
+        assert_int_equal(json_integer_value(json_object_get(stored->data, "round")), round);
+        assert_int_equal(json_integer_value(json_object_get(stored->data, "winner")), winner);
+        fx.store[round % 2]->ops->release(fx.store[round % 2], stored);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(writers_from_one_revision_one_wins),
+    };
+    int failed = cmocka_run_group_tests_name("kv store on a cluster", tests, setup, teardown);
+    nats_Close();
+    return failed;
+}
