@@ -72,6 +72,24 @@ static bool read_durable_config(cv_option *options, cv_node_config *config)
     return true;
 }
 
+/*
+ * Eight worker threads per CPU, 4 to 64. A worker spends most of a step
+ * waiting: for the socket while it publishes and, with the kv store, for
+ * JetStream round trips. On a 2-core machine, with 256 instances in
+ * flight, one node made about 9,500 steps/s with 2 workers and 14,000 to
+ * 17,000 with 16 (memory store). With the kv store it made 1,300 and 1,900.
+ * A worker costs about 100 KB, mostly its Lua state.
+ */
+static int default_workers(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long workers = cpus > 0 ? cpus * 8 : 16;
+    if (workers < 4)
+        workers = 4;
+    if (workers > 64)
+        workers = 64;
+    return (int)workers;
+}
 static bool read_config(cv_option *options, cv_node_config *config, char *default_name,
                         size_t name_size)
 {
@@ -92,8 +110,7 @@ static bool read_config(cv_option *options, cv_node_config *config, char *defaul
         return false;
     }
     const char *workers = cv_options_get(options, "workers")->value;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    config->workers = cpus > 0 ? (int)cpus : 2;
+    config->workers = default_workers();
     if (workers != NULL && !parse_whole(workers, 1, 256, &config->workers)) {
         fprintf(stderr, "conveyor node: --workers must be a whole number from 1 to 256, got '%s'\n",
                 workers);
@@ -168,7 +185,7 @@ int cv_cli_node(int argc, char **argv)
         {"ack-wait", CV_OPTION_VALUE, "DURATION",
          "kv: how long a message taken by a node that died waits before another node gets it",
          "30s", NULL, false},
-        {"workers", CV_OPTION_VALUE, "N", "worker threads (default: one per CPU)", NULL, NULL,
+        {"workers", CV_OPTION_VALUE, "N", "worker threads (default: 8 per CPU, 4 to 64)", NULL, NULL,
          false},
         {"prefix", CV_OPTION_VALUE, "PREFIX", "first token of every subject", "orch", NULL,
          false},

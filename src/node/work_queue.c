@@ -37,18 +37,33 @@ void cv_work_queue_push(cv_work_queue *queue, cv_work *item)
     pthread_mutex_unlock(&queue->lock);
 }
 
-cv_work *cv_work_queue_pop(cv_work_queue *queue)
+/* Unlinks the head; the caller holds the lock and has checked the queue is not empty. */
+static cv_work *take_head(cv_work_queue *queue)
 {
-    pthread_mutex_lock(&queue->lock);
-    while (queue->head == NULL)
-        pthread_cond_wait(&queue->ready, &queue->lock);
     cv_work *item = queue->head;
     queue->head = item->next;
     if (queue->head == NULL)
         queue->tail = NULL;
     queue->length--;
-    pthread_mutex_unlock(&queue->lock);
     item->next = NULL;
+    return item;
+}
+
+cv_work *cv_work_queue_pop(cv_work_queue *queue)
+{
+    pthread_mutex_lock(&queue->lock);
+    while (queue->head == NULL)
+        pthread_cond_wait(&queue->ready, &queue->lock);
+    cv_work *item = take_head(queue);
+    pthread_mutex_unlock(&queue->lock);
+    return item;
+}
+
+cv_work *cv_work_queue_try_pop(cv_work_queue *queue)
+{
+    pthread_mutex_lock(&queue->lock);
+    cv_work *item = queue->head != NULL ? take_head(queue) : NULL;
+    pthread_mutex_unlock(&queue->lock);
     return item;
 }
 

@@ -57,6 +57,9 @@ void cv_work_queue_push(cv_work_queue *queue, cv_work *item);
 /* Blocks until an item is there and returns it; the caller owns it. */
 cv_work *cv_work_queue_pop(cv_work_queue *queue);
 
+/* Returns the first item without waiting, or NULL when the queue is empty. */
+cv_work *cv_work_queue_try_pop(cv_work_queue *queue);
+
 /* Frees an item and what it owns. */
 void cv_work_free(cv_work *item);
 

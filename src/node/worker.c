@@ -154,45 +154,84 @@ static void handle_local_result(cv_worker *worker, cv_work *item)
 /*
  * A stream message is done with once its effect is stored and its events
  * are in ORCH_EVENTS; until then another delivery must be able to redo it.
+ * One confirmation covers every message handled since the last one, so
+ * under load a worker waits for the acknowledgements of many events at
+ * once instead of once per message.
  */
-static void acknowledge(cv_worker *worker, cv_work *item)
+static void acknowledge_batch(cv_worker *worker, cv_work **done, size_t count)
 {
-    if (!item->from_stream)
-        return;
-    if (!item->retry_later && !cv_events_confirm(worker))
-        item->retry_later = true;
-    natsStatus s = item->retry_later ? natsMsg_NakWithDelay(item->msg, 1000, NULL)
-                                     : natsMsg_Ack(item->msg, NULL);
-    if (s != NATS_OK)
-        CV_WARN("acknowledgement failed instance=%s error=%s", item->instance,
-                cv_log_quote(natsStatus_GetText(s)));
+    bool any_stream = false;
+    for (size_t i = 0; i < count; i++)
+        any_stream = any_stream || (done[i]->from_stream && !done[i]->retry_later);
+    bool confirmed = !any_stream || cv_events_confirm(worker);
+    for (size_t i = 0; i < count; i++) {
+        cv_work *item = done[i];
+        if (item->from_stream) {
+            bool again = item->retry_later || !confirmed;
+            natsStatus s = again ? natsMsg_NakWithDelay(item->msg, 1000, NULL)
+                                 : natsMsg_Ack(item->msg, NULL);
+            if (s != NATS_OK)
+                CV_WARN("acknowledgement failed instance=%s error=%s", item->instance,
+                        cv_log_quote(natsStatus_GetText(s)));
+        }
+        cv_work_free(item);
+    }
 }
+
+static void handle(cv_worker *worker, cv_work *item)
+{
+    switch (item->kind) {
+    case CV_WORK_REQUEST:
+        cv_intake_handle(worker, item);
+        break;
+    case CV_WORK_REPLY:
+        cv_replies_handle(worker, item);
+        break;
+    case CV_WORK_LOCAL_RESULT:
+    case CV_WORK_TIMER:
+        handle_local_result(worker, item);
+        break;
+    case CV_WORK_CANCEL:
+        cv_cancel_handle(worker, item);
+        break;
+    case CV_WORK_RESEND:
+        cv_resend_recent(worker);
+        break;
+    case CV_WORK_STOP:
+        break;
+    }
+}
+
+/* Messages handled before their acknowledgements are settled together. */
+#define CV_ACK_BATCH 64
 
 static void *worker_main(void *arg)
 {
     cv_worker *worker = arg;
-    for (;;) {
-        cv_work *item = cv_work_queue_pop(&worker->queue);
-        cv_work_kind kind = item->kind;
-        if (kind != CV_WORK_STOP && atomic_load(&worker->node->abandon)) {
+    cv_work *done[CV_ACK_BATCH];
+    size_t done_count = 0;
+    bool stopping = false;
+    while (!stopping) {
+        /* Wait only with nothing left to acknowledge: an idle queue ends a batch. */
+        cv_work *item = done_count == 0 ? cv_work_queue_pop(&worker->queue)
+                                        : cv_work_queue_try_pop(&worker->queue);
+        if (item == NULL) {
+            acknowledge_batch(worker, done, done_count);
+            done_count = 0;
+            continue;
+        }
+        stopping = item->kind == CV_WORK_STOP;
+        if (!stopping && atomic_load(&worker->node->abandon)) {
             /* Unacknowledged, a stream message is delivered again once a node can reach NATS. */
             cv_work_free(item);
             continue;
         }
-        if (kind == CV_WORK_REQUEST)
-            cv_intake_handle(worker, item);
-        else if (kind == CV_WORK_REPLY)
-            cv_replies_handle(worker, item);
-        else if (kind == CV_WORK_LOCAL_RESULT || kind == CV_WORK_TIMER)
-            handle_local_result(worker, item);
-        else if (kind == CV_WORK_CANCEL)
-            cv_cancel_handle(worker, item);
-        else if (kind == CV_WORK_RESEND)
-            cv_resend_recent(worker);
-        acknowledge(worker, item);
-        cv_work_free(item);
-        if (kind == CV_WORK_STOP)
-            break;
+        handle(worker, item);
+        done[done_count++] = item;
+        if (done_count == CV_ACK_BATCH || stopping) {
+            acknowledge_batch(worker, done, done_count);
+            done_count = 0;
+        }
     }
     return NULL;
 }

@@ -12,21 +12,15 @@
  * 10071 on one server and 10164 on a cluster, and the code is the only
  * reliable way to tell it from other failures.
  *
- * Known to be slow: every commit serialises the whole instance (data
- * document included) and every acquire parses it again, so a step costs
- * time in proportion to everything the instance has gathered so far. A
- * loop of acquire and commit against one local nats-server 2.9.10 (file
- * storage, Debug build, 2-core machine) took about 0.4 ms per pair for a
- * 100-byte document, 0.9 ms at 10 KB and 5 ms at 100 KB. That is
- * acceptable for now because most documents are a few kilobytes, a
- * document can never exceed the server's max_payload (1 MiB by default),
- * and a step already waits for a round trip to its module. Large data
- * would want a per-worker cache keyed by revision, or the data split into
- * keys of its own.
+ * Every commit serialises the whole instance (data document included), so
+ * a step costs time in proportion to everything the instance has gathered.
+ * An acquire reads the bucket every time, but skips parsing when the
+ * revision there is the one this node committed last (kv_cache.h). Large
+ * data would want the data split into keys of its own.
  *
  * All fields are set before the store is handed out and never change
- * afterwards, and nats.c's jsCtx and kvStore may be used from several
- * threads at once, so the store needs no lock of its own.
+ * afterwards, nats.c's jsCtx and kvStore may be used from several threads
+ * at once, and the cache has a lock of its own, so the store needs none.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -37,6 +31,7 @@
 #include "core/natsx.h"
 #include "core/jsonx.h"
 #include "core/text.h"
+#include "store/kv_cache.h"
 #include "store/store.h"
 
 /* "wrong last sequence" from a clustered stream; nats.c 3.4 has no name for it. */
@@ -54,8 +49,26 @@ typedef struct kv_store {
     jsCtx *js;
     kvStore *kv;
     int64_t timeout_ms;
+    cv_kv_cache *cache; /* instances this node wrote, by the revision it wrote */
     char bucket[KV_BUCKET_MAX + 1];
 } kv_store;
+
+/* Instances kept between a commit and the next acquire of the same id. */
+#define KV_CACHE_SLOTS 1024
+
+/*
+ * The instance this thread created or committed last, and the revision it
+ * got. Release keeps only that one in the cache: any other was not written
+ * (or changed after it was), so the bucket does not hold what it holds.
+ */
+static _Thread_local const cv_instance *written_last;
+static _Thread_local uint64_t written_revision;
+
+static void mark_written(const cv_instance *instance)
+{
+    written_last = instance;
+    written_revision = instance->revision;
+}
 
 bool cv_store_kv_parse_storage(const char *text, cv_store_kv_storage *out)
 {
@@ -206,13 +219,15 @@ static cv_status kv_create(cv_store *store, cv_instance *instance, cv_error *err
     if (s != NATS_OK && is_revision_mismatch(code) && find_delete_marker(k, instance->id, &marker))
         s = put_value(k, instance->id, text, len, marker, &revision, &code);
 
-    if (s == NATS_OK)
+    if (s == NATS_OK) {
         instance->revision = revision;
-    else if (is_revision_mismatch(code))
+        mark_written(instance);
+    } else if (is_revision_mismatch(code)) {
         st = cv_error_set(err, CV_ERR_EXISTS, "instance %s already exists in bucket %s",
                           instance->id, k->bucket);
-    else
+    } else {
         st = write_failure(k, s, instance->id, len, err);
+    }
     free(text);
     return st;
 }
@@ -256,6 +271,13 @@ static cv_status kv_acquire(cv_store *store, const char *id, const cv_rules *rul
         return cv_error_set(err, CV_ERR_NATS, "reading instance %s from bucket %s failed: %s", id,
                             k->bucket, cv_nats_failure_text(s));
 
+    cv_instance *cached = cv_kv_cache_take(k->cache, id, kvEntry_Revision(entry), rules);
+    if (cached != NULL) {
+        kvEntry_Destroy(entry);
+        *out = cached;
+        return CV_OK;
+    }
+
     /* The value was written by a node, but the bucket is open to anyone with access. */
     cv_json_limits limits = {.max_bytes = 0, .max_depth = CV_JSON_MAX_DEPTH};
     json_t *doc = NULL;
@@ -290,28 +312,36 @@ static cv_status kv_commit(cv_store *store, cv_instance *instance, cv_error *err
     uint64_t revision = 0;
     jsErrCode code = 0;
     natsStatus s = put_value(k, instance->id, text, len, instance->revision, &revision, &code);
-    if (s == NATS_OK)
+    if (s == NATS_OK) {
         instance->revision = revision;
-    else if (is_revision_mismatch(code))
+        mark_written(instance);
+    } else if (is_revision_mismatch(code)) {
         st = cv_error_set(err, CV_ERR_CONFLICT,
                           "instance %s changed in bucket %s since revision %" PRIu64
                           " was read",
                           instance->id, k->bucket, instance->revision);
-    else
+    } else {
         st = write_failure(k, s, instance->id, len, err);
+    }
     free(text);
     return st;
 }
 
 static void kv_release(cv_store *store, cv_instance *instance)
 {
-    (void)store;
-    cv_instance_destroy(instance); /* each acquire decoded a private copy */
+    kv_store *k = (kv_store *)store;
+    bool written = instance == written_last && instance->revision == written_revision;
+    written_last = NULL;
+    if (written)
+        cv_kv_cache_put(k->cache, instance);
+    else
+        cv_instance_destroy(instance); /* perhaps changed, and not as stored */
 }
 
 static void kv_destroy(cv_store *store)
 {
     kv_store *k = (kv_store *)store;
+    cv_kv_cache_destroy(k->cache);
     kvStore_Destroy(k->kv);
     jsCtx_Destroy(k->js);
     free(k);
@@ -374,6 +404,11 @@ cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
     snprintf(k->bucket, sizeof k->bucket, "%s", bucket);
 
     k->timeout_ms = options->timeout_ms > 0 ? options->timeout_ms : KV_DEFAULT_TIMEOUT_MS;
+    k->cache = cv_kv_cache_create(KV_CACHE_SLOTS);
+    if (k->cache == NULL) {
+        free(k);
+        return cv_error_set(err, CV_ERR_NOMEM, "out of memory creating the kv store");
+    }
 
     jsOptions js_options;
     jsOptions_Init(&js_options);

@@ -283,6 +283,49 @@ static void second_writer_conflicts_then_wins(void **state)
     store->ops->release(store, final);
 }
 
+static const char *data_text(const cv_instance *instance, const char *key)
+{
+    return json_string_value(json_object_get(instance->data, key));
+}
+
+/*
+ * A node keeps what it committed and reuses it when the bucket still has
+ * that revision. Another node's write must win over that copy, and a copy
+ * changed but never committed must not come back.
+ */
+static void acquire_sees_other_writers(void **state)
+{
+    (void)state;
+    cv_store *node_a = fx.store;
+    cv_store *node_b = open_store(NULL, CV_STORE_KV_FILE);
+    cv_instance *created = new_instance("cached-1", "linear");
+    create_ok(node_a, created);
+    node_a->ops->release(node_a, created);
+
+    cv_instance *by_a = acquire_ok(node_a, "cached-1");
+    json_object_set_new(by_a->data, "who", json_string("a"));
+    commit_ok(node_a, by_a);
+    node_a->ops->release(node_a, by_a);
+
+    cv_instance *by_b = acquire_ok(node_b, "cached-1");
+    assert_string_equal(data_text(by_b, "who"), "a");
+    json_object_set_new(by_b->data, "who", json_string("b"));
+    commit_ok(node_b, by_b);
+    uint64_t written_by_b = by_b->revision;
+    node_b->ops->release(node_b, by_b);
+
+    cv_instance *seen = acquire_ok(node_a, "cached-1");
+    assert_string_equal(data_text(seen, "who"), "b");
+    assert_int_equal(seen->revision, written_by_b);
+    json_object_set_new(seen->data, "who", json_string("never committed"));
+    node_a->ops->release(node_a, seen);
+
+    seen = acquire_ok(node_a, "cached-1");
+    assert_string_equal(data_text(seen, "who"), "b");
+    node_a->ops->release(node_a, seen);
+    cv_store_destroy(node_b);
+}
+
 static void bucket_created_then_reused(void **state)
 {
     (void)state;
@@ -799,6 +842,7 @@ int main(void)
         cmocka_unit_test(create_twice_is_exists),
         cmocka_unit_test(acquire_unknown_is_not_found),
         cmocka_unit_test(second_writer_conflicts_then_wins),
+        cmocka_unit_test(acquire_sees_other_writers),
         cmocka_unit_test(bucket_created_then_reused),
         cmocka_unit_test(bad_bucket_name_is_invalid),
         cmocka_unit_test(unknown_process_is_invalid),
