@@ -141,7 +141,7 @@ void cv_events_publish(cv_worker *worker, const cv_instance *instance, const cha
 
     char *text = cv_json_dump(body);
     size_t size = text ? strlen(text) : 0;
-    size_t limit = (size_t)natsConnection_GetMaxPayload(node->nc);
+    size_t limit = (size_t)atomic_load(&node->max_payload);
     if (text != NULL && limit > 0 && size > limit) {
         free(text);
         text = shrink(body, limit, size);

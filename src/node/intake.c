@@ -36,7 +36,7 @@ static void answer(cv_node *node, natsMsg *msg, json_t *body)
         return;
     }
     char *text = cv_json_dump(body);
-    size_t limit = (size_t)natsConnection_GetMaxPayload(node->nc);
+    size_t limit = (size_t)atomic_load(&node->max_payload);
     if (text != NULL && limit > 0 && strlen(text) > limit) {
         /* A finished instance's data may not fit one message; its id and status always do. */
         free(text);

@@ -134,6 +134,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     CV_INFO("nats reconnected url=%s", url);
+    atomic_store(&node->max_payload, natsConnection_GetMaxPayload(nc));
     for (size_t i = 0; i < node->worker_count; i++) {
         cv_work *item = calloc(1, sizeof *item);
         if (item == NULL)
@@ -173,6 +174,7 @@ static cv_status connect_nats(cv_node *node, cv_error *err)
     if (s != NATS_OK)
         return cv_error_set(err, CV_ERR_NATS, "cannot connect to NATS at %s: %s",
                             node->config.nats_url, natsStatus_GetText(s));
+    atomic_store(&node->max_payload, natsConnection_GetMaxPayload(node->nc));
     return CV_OK;
 }
 

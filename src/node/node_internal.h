@@ -58,6 +58,12 @@ struct cv_node {
     atomic_bool closing; /* set before the connection is closed on purpose */
     bool closed;         /* nats.c ran the closed callback: no callback can follow */
     atomic_bool abandon; /* stopping without a server: workers drop what is still queued */
+    /*
+     * The server's max_payload, read at connect and at every reconnect:
+     * asking nats.c for it takes the connection lock that every publish
+     * needs too.
+     */
+    _Atomic int64_t max_payload;
 };
 
 struct cv_worker {
