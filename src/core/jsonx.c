@@ -6,6 +6,8 @@
  */
 #include "core/jsonx.h"
 
+#include "core/json_write.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +129,7 @@ bool cv_json_equal(const json_t *a, const json_t *b)
 
 char *cv_json_dump(const json_t *value)
 {
-    return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    return cv_json_write(NULL, value);
 }
 
 const char *cv_json_type_name(const json_t *value)

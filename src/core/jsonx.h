@@ -46,8 +46,12 @@ bool cv_json_equal(const json_t *a, const json_t *b);
 bool cv_json_number(const json_t *value, double *out);
 
 /*
- * Serialises value compactly into a new malloc'd string (the caller frees
- * it), with keys in insertion order. Returns NULL only when out of memory.
+ * Serialises value (borrowed) compactly into a new malloc'd string (the
+ * caller frees it), with keys in insertion order: the same bytes as
+ * json_dumps with JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER.
+ * Returns NULL when out of memory, and in the cases cv_json_write lists for
+ * values conveyor does not build: a NULL value, a string value that is not
+ * valid UTF-8, a container nested inside itself.
  */
 char *cv_json_dump(const json_t *value);
 

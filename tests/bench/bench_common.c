@@ -190,3 +190,12 @@ long long bench_parse_number(const char *option, const char *text, long long min
                    max, text);
     return n;
 }
+
+json_t *bench_parse_json(const char *program, const char *text)
+{
+    json_error_t error;
+    json_t *value = json_loads(text, 0, &error);
+    if (value == NULL)
+        bench_fail(program, "invalid built-in JSON: %s", error.text);
+    return value;
+}

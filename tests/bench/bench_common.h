@@ -11,6 +11,7 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
+#include <jansson.h>
 #include <nats/nats.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -66,6 +67,9 @@ bool bench_parse_switch(const char *option, const char *text);
 long long bench_parse_number(const char *option, const char *text, long long min, long long max);
 
 /* Prints "program: message" to stderr and exits with status 1. */
+/* Parses JSON text built into a benchmark; exits through bench_fail when it is invalid. */
+json_t *bench_parse_json(const char *program, const char *text);
+
 void bench_fail(const char *program, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
 #endif

@@ -62,15 +62,16 @@ static bool count_node(count_walk *w, const cv_cond_node *node, const char *wher
 
     char below[CV_DECISION_PATH_MAX];
     if (holds && node->has_result) {
-        snprintf(w->path, sizeof w->path, "%s", where);
+        /* A path cut short only shortens the label the benchmark prints. */
+        snprintf(w->path, sizeof w->path, "%.*s", (int)sizeof w->path - 1, where);
         return true;
     }
     if (holds && node->has_success) {
-        snprintf(below, sizeof below, "%s.success", where);
+        snprintf(below, sizeof below, "%.*s.success", (int)sizeof below - 9, where);
         return count_list(w, &node->success, below);
     }
     if (!holds && node->has_failure) {
-        snprintf(below, sizeof below, "%s.failure", where);
+        snprintf(below, sizeof below, "%.*s.failure", (int)sizeof below - 9, where);
         return count_list(w, &node->failure, below);
     }
     return false;
@@ -108,15 +109,6 @@ static void prepare_case(bench_case *c, const cv_step *step, json_t *data, cv_sc
     snprintf(c->path, sizeof c->path, "%s", decided ? w.path : "(none)");
 }
 
-static json_t *parse_or_fail(const char *text)
-{
-    json_error_t error;
-    json_t *value = json_loads(text, 0, &error);
-    if (value == NULL)
-        bench_fail(PROGRAM, "invalid built-in JSON: %s", error.text);
-    return value;
-}
-
 static int compare_step_ids(const void *a, const void *b)
 {
     const cv_step *const *x = a;
@@ -138,12 +130,12 @@ static size_t build_cases(bench_case *cases, const cv_process *process, cv_scrip
     if (bench_request_body(body, sizeof body, (size_t)body_size) == 0)
         bench_fail(PROGRAM, "cannot build a request body of %d bytes", body_size);
     json_t *requests[3];
-    requests[0] = parse_or_fail(body);
+    requests[0] = bench_parse_json(PROGRAM, body);
     requests[1] = json_deep_copy(requests[0]);
     json_object_set_new(requests[1], "UF_CRM_DEAL_ID", json_string("0"));
     requests[2] = json_deep_copy(requests[0]);
     json_object_set_new(requests[2], "EMAIL", json_string("QA@Test.Invalid"));
-    json_t *no_deal = parse_or_fail("{\"ID\":\"0\",\"STAGE_ID\":\"\"}");
+    json_t *no_deal = bench_parse_json(PROGRAM, "{\"ID\":\"0\",\"STAGE_ID\":\"\"}");
 
     const cv_step *order[MAX_CASES];
     size_t step_count = process->step_count < MAX_CASES ? process->step_count : MAX_CASES;
@@ -159,7 +151,7 @@ static size_t build_cases(bench_case *cases, const cv_process *process, cv_scrip
             const cv_step *step = order[s];
             bool deal_missing = r == 1 && s == 0;
             json_object_set_new(data, step->id,
-                                deal_missing ? json_deep_copy(no_deal) : parse_or_fail(module_reply));
+                                deal_missing ? json_deep_copy(no_deal) : bench_parse_json(PROGRAM, module_reply));
             if (!step->has_condition)
                 continue;
             prepare_case(&cases[count], step, json_deep_copy(data), script);
