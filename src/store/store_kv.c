@@ -5,7 +5,8 @@
  * nodes change one instance the second write fails with CV_ERR_CONFLICT,
  * and that node reads the instance again and re-applies its change.
  *
- * Reads go through kvStore_Get, which also hides delete and purge markers.
+ * Reads go through kvStore_Get (a direct get) when the bucket has one
+ * replica, and through the stream leader when it has more (read_last).
  * Writes publish to the bucket's subject "$KV.<bucket>.<key>" with
  * js_Publish rather than kvStore_Create/kvStore_Update, because only
  * js_Publish returns the JetStream error code: a revision mismatch is
@@ -50,7 +51,9 @@ typedef struct kv_store {
     kvStore *kv;
     int64_t timeout_ms;
     cv_kv_cache *cache; /* instances this node wrote, by the revision it wrote */
+    bool leader_reads;  /* the bucket has replicas: see read_last */
     char bucket[KV_BUCKET_MAX + 1];
+    char stream[KV_BUCKET_MAX + 4]; /* "KV_<bucket>" */
 } kv_store;
 
 /* Instances kept between a commit and the next acquire of the same id. */
@@ -255,6 +258,85 @@ static cv_status decode(const json_t *doc, const char *id, const cv_rules *rules
     return st;
 }
 
+/* The last entry of a key: a copy of its value and its revision. */
+typedef struct stored_value {
+    natsMsg *msg;     /* leader reads */
+    kvEntry *entry;   /* direct reads */
+    const char *data;
+    int length;
+    uint64_t revision;
+} stored_value;
+
+static void stored_value_free(stored_value *v)
+{
+    natsMsg_Destroy(v->msg);
+    kvEntry_Destroy(v->entry);
+}
+
+/* True for the delete and purge markers the bucket keeps in place of a value. */
+static bool is_marker(natsMsg *msg)
+{
+    const char *operation = NULL;
+    return natsMsgHeader_Get(msg, "KV-Operation", &operation) == NATS_OK;
+}
+
+/*
+ * Reads the last entry of key. A replicated bucket is read through its
+ * stream leader: kvStore_Get uses direct gets, which any replica may
+ * answer, and a replica that has not applied the latest write yet returns
+ * the revision before it. Acting on that costs a failed compare-and-set,
+ * and answering from it shows a state the instance has left.
+ */
+static natsStatus read_last(kv_store *k, const char *key, stored_value *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!k->leader_reads) {
+        natsStatus s = kvStore_Get(&out->entry, k->kv, key);
+        if (s == NATS_OK) {
+            out->data = kvEntry_Value(out->entry);
+            out->length = kvEntry_ValueLen(out->entry);
+            out->revision = kvEntry_Revision(out->entry);
+        }
+        return s;
+    }
+    char subject[KV_SUBJECT_MAX];
+    snprintf(subject, sizeof subject, "$KV.%s.%s", k->bucket, key);
+    natsStatus s = js_GetLastMsg(&out->msg, k->js, k->stream, subject, NULL, NULL);
+    if (s == NATS_OK && is_marker(out->msg)) {
+        stored_value_free(out);
+        memset(out, 0, sizeof *out);
+        return NATS_NOT_FOUND;
+    }
+    if (s == NATS_OK) {
+        out->data = natsMsg_GetData(out->msg);
+        out->length = natsMsg_GetDataLength(out->msg);
+        out->revision = natsMsg_GetSequence(out->msg);
+    }
+    return s;
+}
+
+/* Builds an instance from the stored text of instance id. */
+static cv_status parse_value(const stored_value *value, const char *id, const cv_rules *rules,
+                             cv_instance **out, cv_error *err)
+{
+    /* The value was written by a node, but the bucket is open to anyone with access. */
+    cv_json_limits limits = {.max_bytes = 0, .max_depth = CV_JSON_MAX_DEPTH};
+    json_t *doc = NULL;
+    cv_status st = cv_json_parse(&doc, value->data, (size_t)value->length, &limits, err);
+    if (st != CV_OK) {
+        cv_error_prefix(err, "stored instance %s", id);
+        return st;
+    }
+    cv_instance *instance = NULL;
+    st = decode(doc, id, rules, &instance, err);
+    json_decref(doc);
+    if (st == CV_OK) {
+        instance->revision = value->revision;
+        *out = instance;
+    }
+    return st;
+}
+
 static cv_status kv_acquire(cv_store *store, const char *id, const cv_rules *rules,
                             cv_instance **out, cv_error *err)
 {
@@ -263,37 +345,20 @@ static cv_status kv_acquire(cv_store *store, const char *id, const cv_rules *rul
     if (st != CV_OK)
         return st;
 
-    kvEntry *entry = NULL;
-    natsStatus s = kvStore_Get(&entry, k->kv, id);
+    stored_value value;
+    natsStatus s = read_last(k, id, &value);
     if (s == NATS_NOT_FOUND)
         return cv_error_set(err, CV_ERR_NOT_FOUND, "no instance %s in bucket %s", id, k->bucket);
     if (s != NATS_OK)
         return cv_error_set(err, CV_ERR_NATS, "reading instance %s from bucket %s failed: %s", id,
                             k->bucket, cv_nats_failure_text(s));
 
-    cv_instance *cached = cv_kv_cache_take(k->cache, id, kvEntry_Revision(entry), rules);
-    if (cached != NULL) {
-        kvEntry_Destroy(entry);
+    cv_instance *cached = cv_kv_cache_take(k->cache, id, value.revision, rules);
+    if (cached != NULL)
         *out = cached;
-        return CV_OK;
-    }
-
-    /* The value was written by a node, but the bucket is open to anyone with access. */
-    cv_json_limits limits = {.max_bytes = 0, .max_depth = CV_JSON_MAX_DEPTH};
-    json_t *doc = NULL;
-    st = cv_json_parse(&doc, kvEntry_Value(entry), (size_t)kvEntry_ValueLen(entry), &limits, err);
-    if (st != CV_OK) {
-        cv_error_prefix(err, "stored instance %s", id);
-    } else {
-        cv_instance *instance = NULL;
-        st = decode(doc, id, rules, &instance, err);
-        if (st == CV_OK) {
-            instance->revision = kvEntry_Revision(entry);
-            *out = instance;
-        }
-    }
-    json_decref(doc);
-    kvEntry_Destroy(entry);
+    else
+        st = parse_value(&value, id, rules, out, err);
+    stored_value_free(&value);
     return st;
 }
 
@@ -376,6 +441,10 @@ static cv_status open_bucket(kv_store *k, const cv_store_kv_options *options, cv
     if (s != NATS_OK)
         return cv_error_set(err, CV_ERR_NATS, "cannot open or create key-value bucket %s: %s",
                             k->bucket, cv_nats_failure_text(s));
+    kvStatus *status = NULL;
+    if (kvStore_Status(&status, k->kv) == NATS_OK)
+        k->leader_reads = kvStatus_Replicas(status) > 1;
+    kvStatus_Destroy(status);
     return CV_OK;
 }
 
@@ -402,6 +471,7 @@ cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
     k->base.durable = true;
     k->nc = nc;
     snprintf(k->bucket, sizeof k->bucket, "%s", bucket);
+    snprintf(k->stream, sizeof k->stream, "KV_%s", bucket);
 
     k->timeout_ms = options->timeout_ms > 0 ? options->timeout_ms : KV_DEFAULT_TIMEOUT_MS;
     k->cache = cv_kv_cache_create(KV_CACHE_SLOTS);

@@ -163,10 +163,38 @@ static void writers_from_one_revision_one_wins(void **state)
     }
 }
 
+/* Reads of a replicated bucket go to the stream leader, which shows markers as they are. */
+static void deleted_instance_is_not_found(void **state)
+{
+    (void)state;
+    const cv_process *process = cv_rules_find_process(fx.rules, "linear");
+    cv_instance *created = cv_instance_create("short-lived", process, json_object());
+    cv_error err = {0};
+    if (fx.store[1]->ops->create(fx.store[1], created, &err) != CV_OK)
+        fail_msg("create: %s", err.text);
+    fx.store[1]->ops->release(fx.store[1], created);
+
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, fx.nc[0], NULL), NATS_OK);
+    assert_int_equal(js_KeyValue(&kv, js, "race"), NATS_OK);
+    assert_int_equal(kvStore_Delete(kv, "short-lived"), NATS_OK);
+
+    cv_instance *instance = NULL;
+    assert_int_equal(fx.store[0]->ops->acquire(fx.store[0], "short-lived", fx.rules, &instance,
+                                               &err),
+                     CV_ERR_NOT_FOUND);
+    assert_null(instance);
+    assert_non_null(strstr(err.text, "no instance short-lived in bucket race"));
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(writers_from_one_revision_one_wins),
+        cmocka_unit_test(deleted_instance_is_not_found),
     };
     int failed = cmocka_run_group_tests_name("kv store on a cluster", tests, setup, teardown);
     nats_Close();
