@@ -13,10 +13,12 @@
 #include "engine/effects.h"
 #include "engine/instance.h"
 #include "engine/supervisor.h"
+#include "node/flusher.h"
 #include "node/node.h"
 #include "node/pull.h"
 #include "node/streams.h"
 #include "node/timers.h"
+#include "node/flusher.h"
 #include "node/work_queue.h"
 #include "rules/rules.h"
 #include "store/store.h"
@@ -52,6 +54,7 @@ struct cv_node {
     cv_streams_config streams;
     bool queue_available; /* the server offers JetStream, so the TASKS stream exists */
     cv_http_client *http; /* the HTTP transport's transfers, one thread for all of them */
+    cv_flusher flusher;   /* writes buffered publishes when a worker runs out of work */
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stop_requested;

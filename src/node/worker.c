@@ -152,20 +152,6 @@ static void handle_local_result(cv_worker *worker, cv_work *item)
 }
 
 /*
- * The connection buffers what the node publishes, and nats.c's flusher
- * thread sends it within a millisecond: under load that turns many small
- * writes into one. A worker that ends a batch sends what is buffered at
- * once, so that neither a lone step nor the events it waits to see
- * confirmed sit in the buffer for that millisecond.
- */
-static void flush_buffered(cv_worker *worker)
-{
-    natsConnection *nc = worker->node->nc;
-    if (natsConnection_Buffered(nc) > 0)
-        natsConnection_FlushTimeout(nc, 1000);
-}
-
-/*
  * A stream message is done with once its effect is stored and its events
  * are in ORCH_EVENTS; until then another delivery must be able to redo it.
  * One confirmation covers every message handled since the last one, so
@@ -177,7 +163,7 @@ static void acknowledge_batch(cv_worker *worker, cv_work **done, size_t count)
     bool any_stream = false;
     for (size_t i = 0; i < count; i++)
         any_stream = any_stream || (done[i]->from_stream && !done[i]->retry_later);
-    flush_buffered(worker);
+    cv_flusher_request(&worker->node->flusher);
     bool confirmed = !any_stream || cv_events_confirm(worker);
     for (size_t i = 0; i < count; i++) {
         cv_work *item = done[i];
