@@ -141,9 +141,13 @@ static void answer_duplicate(cv_worker *worker, natsMsg *msg, const char *id,
         }
         store->ops->release(store, existing);
     }
-    CV_INFO("request repeated instance=%s process=%s status=%s", id,
-            json_string_value(json_object_get(body, "process")),
-            json_string_value(json_object_get(body, "status")));
+    /* The stream copy of a request its core copy already started is the usual case, not news. */
+    const char *reply = natsMsg_GetReply(msg);
+    bool answered = reply != NULL && reply[0] != '\0';
+    cv_log_level level = answered ? CV_LOG_INFO : CV_LOG_DEBUG;
+    CV_LOG(level, "request repeated instance=%s process=%s status=%s", id,
+           json_string_value(json_object_get(body, "process")),
+           json_string_value(json_object_get(body, "status")));
     answer(worker->node, msg, body);
 }
 

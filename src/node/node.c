@@ -82,15 +82,18 @@ static void on_cancel(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     cv_node_route_work(node, item);
 }
 
+/*
+ * The subscription is not named: nats.c 3.4.1 hands this callback a
+ * subscription it does not keep alive, and one destroyed meanwhile (the
+ * short-lived ones of kv reads, say) crashed the node when asked for its
+ * subject. nats.c fixed that in 3.10.
+ */
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     (void)nc;
+    (void)sub;
     (void)closure;
-    const char *subject = NULL;
-    if (sub != NULL)
-        subject = natsSubscription_GetSubject(sub);
-    CV_ERROR("nats error subject=%s error=%s", subject ? subject : "-",
-             cv_log_quote(natsStatus_GetText(err)));
+    CV_ERROR("nats error error=%s", cv_log_quote(natsStatus_GetText(err)));
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)

@@ -69,6 +69,23 @@ static bool replay_effects(cv_worker *worker, cv_instance *instance, const char 
     return true;
 }
 
+/*
+ * True when result changed nothing and only its reply.ignored events are
+ * left to publish. Such a result is not stored: a redelivery is ignored
+ * again the same way, and recording it would push the effects of real
+ * changes out of the instance's short outbox, where a redelivery after a
+ * crash looks for them.
+ */
+static bool only_ignored_replies(const cv_effects *effects)
+{
+    if (effects->dispatch_count > 0 || effects->timer_count > 0)
+        return false;
+    for (size_t i = 0; i < effects->event_count; i++)
+        if (strcmp(effects->events[i].kind, "reply.ignored") != 0)
+            return false;
+    return true;
+}
+
 /* One try at applying result: acquire, apply, commit, publish. */
 static cv_status apply_once(cv_worker *worker, const char *id, const cv_step_result *result,
                             cv_work *item, cv_error *err)
@@ -91,6 +108,11 @@ static cv_status apply_once(cv_worker *worker, const char *id, const cv_step_res
                              err);
     if (st == CV_OK && cv_effects_empty(&worker->effects)) {
         store->ops->release(store, instance); /* a timer that found nothing to do */
+        return CV_OK;
+    }
+    if (st == CV_OK && only_ignored_replies(&worker->effects)) {
+        cv_worker_run_effects(worker, instance);
+        store->ops->release(store, instance);
         return CV_OK;
     }
     if (st == CV_OK && store->durable)

@@ -9,10 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct cache_slot {
+    cv_instance *instance;
+    uint64_t text_hash;
+} cache_slot;
+
 struct cv_kv_cache {
     pthread_mutex_t lock;
     size_t slot_count;
-    cv_instance **slots;
+    cache_slot *slots;
 };
 
 cv_kv_cache *cv_kv_cache_create(size_t slots)
@@ -35,48 +40,69 @@ void cv_kv_cache_destroy(cv_kv_cache *cache)
     if (cache == NULL)
         return;
     for (size_t i = 0; i < cache->slot_count; i++)
-        cv_instance_destroy(cache->slots[i]);
+        cv_instance_destroy(cache->slots[i].instance);
     free(cache->slots);
     pthread_mutex_destroy(&cache->lock);
     free(cache);
 }
 
-static size_t slot_of(const cv_kv_cache *cache, const char *id)
+/* FNV-1a, 64 bits. */
+static uint64_t hash_bytes(const char *data, size_t length)
 {
-    uint64_t h = 1469598103934665603u; /* FNV-1a, 64 bits */
-    for (; *id != '\0'; id++) {
-        h ^= (unsigned char)*id;
+    uint64_t h = 1469598103934665603u;
+    for (size_t i = 0; i < length; i++) {
+        h ^= (unsigned char)data[i];
         h *= 1099511628211u;
     }
-    return (size_t)(h % cache->slot_count);
+    return h;
+}
+
+uint64_t cv_kv_cache_text_hash(const char *text, size_t length)
+{
+    return hash_bytes(text, length);
+}
+
+static size_t slot_of(const cv_kv_cache *cache, const char *id)
+{
+    return (size_t)(hash_bytes(id, strlen(id)) % cache->slot_count);
+}
+
+/*
+ * True when process is one of rules' own. Compares pointers only: the
+ * cached instance may come from rules that a finished thread has freed.
+ */
+static bool owned_by(const cv_rules *rules, const cv_process *process)
+{
+    size_t count = cv_rules_process_count(rules);
+    for (size_t i = 0; i < count; i++)
+        if (cv_rules_process_at(rules, i) == process)
+            return true;
+    return false;
 }
 
 cv_instance *cv_kv_cache_take(cv_kv_cache *cache, const char *id, uint64_t revision,
-                              const cv_rules *rules)
+                              uint64_t text_hash, const cv_rules *rules)
 {
-    size_t slot = slot_of(cache, id);
+    cache_slot *slot = &cache->slots[slot_of(cache, id)];
     cv_instance *found = NULL;
     pthread_mutex_lock(&cache->lock);
-    cv_instance *held = cache->slots[slot];
-    if (held != NULL && held->revision == revision && strcmp(held->id, id) == 0) {
+    cv_instance *held = slot->instance;
+    if (held != NULL && held->revision == revision && slot->text_hash == text_hash &&
+        strcmp(held->id, id) == 0 && owned_by(rules, held->process)) {
         found = held;
-        cache->slots[slot] = NULL;
+        slot->instance = NULL;
     }
     pthread_mutex_unlock(&cache->lock);
-    /* Each worker loads its own rules; an instance points into the rules it was built with. */
-    if (found != NULL && cv_rules_find_process(rules, found->process->name) != found->process) {
-        cv_instance_destroy(found);
-        found = NULL;
-    }
     return found;
 }
 
-void cv_kv_cache_put(cv_kv_cache *cache, cv_instance *instance)
+void cv_kv_cache_put(cv_kv_cache *cache, cv_instance *instance, uint64_t text_hash)
 {
-    size_t slot = slot_of(cache, instance->id);
+    cache_slot *slot = &cache->slots[slot_of(cache, instance->id)];
     pthread_mutex_lock(&cache->lock);
-    cv_instance *evicted = cache->slots[slot];
-    cache->slots[slot] = instance;
+    cv_instance *evicted = slot->instance;
+    slot->instance = instance;
+    slot->text_hash = text_hash;
     pthread_mutex_unlock(&cache->lock);
     cv_instance_destroy(evicted);
 }

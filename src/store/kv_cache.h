@@ -10,6 +10,7 @@
 #ifndef CV_STORE_KV_CACHE_H
 #define CV_STORE_KV_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,15 +23,19 @@ typedef struct cv_kv_cache cv_kv_cache;
 cv_kv_cache *cv_kv_cache_create(size_t slots);
 void cv_kv_cache_destroy(cv_kv_cache *cache);
 
+/* The hash of a stored document that take and put compare. */
+uint64_t cv_kv_cache_text_hash(const char *text, size_t length);
+
 /*
- * Removes and returns instance id if the cache has it at revision and it
- * was built from the same rules (the process object of rules); else NULL.
- * The caller owns the result.
+ * Removes and returns instance id if the cache has it at revision, with
+ * the same stored text (by text_hash), built from rules; else NULL. The
+ * text matters as well as the revision: revisions start again from 1 when
+ * the bucket is deleted and created anew. The caller owns the result.
  */
 cv_instance *cv_kv_cache_take(cv_kv_cache *cache, const char *id, uint64_t revision,
-                              const cv_rules *rules);
+                              uint64_t text_hash, const cv_rules *rules);
 
-/* Takes instance, as stored at instance->revision; replaces whatever shared its slot. */
-void cv_kv_cache_put(cv_kv_cache *cache, cv_instance *instance);
+/* Takes instance, stored at instance->revision as text with text_hash; evicts its slot's instance. */
+void cv_kv_cache_put(cv_kv_cache *cache, cv_instance *instance, uint64_t text_hash);
 
 #endif

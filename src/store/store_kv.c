@@ -66,11 +66,13 @@ typedef struct kv_store {
  */
 static _Thread_local const cv_instance *written_last;
 static _Thread_local uint64_t written_revision;
+static _Thread_local uint64_t written_hash;
 
-static void mark_written(const cv_instance *instance)
+static void mark_written(const cv_instance *instance, const char *text, size_t length)
 {
     written_last = instance;
     written_revision = instance->revision;
+    written_hash = cv_kv_cache_text_hash(text, length);
 }
 
 bool cv_store_kv_parse_storage(const char *text, cv_store_kv_storage *out)
@@ -224,7 +226,7 @@ static cv_status kv_create(cv_store *store, cv_instance *instance, cv_error *err
 
     if (s == NATS_OK) {
         instance->revision = revision;
-        mark_written(instance);
+        mark_written(instance, text, len);
     } else if (is_revision_mismatch(code)) {
         st = cv_error_set(err, CV_ERR_EXISTS, "instance %s already exists in bucket %s",
                           instance->id, k->bucket);
@@ -353,7 +355,8 @@ static cv_status kv_acquire(cv_store *store, const char *id, const cv_rules *rul
         return cv_error_set(err, CV_ERR_NATS, "reading instance %s from bucket %s failed: %s", id,
                             k->bucket, cv_nats_failure_text(s));
 
-    cv_instance *cached = cv_kv_cache_take(k->cache, id, value.revision, rules);
+    uint64_t hash = cv_kv_cache_text_hash(value.data, (size_t)value.length);
+    cv_instance *cached = cv_kv_cache_take(k->cache, id, value.revision, hash, rules);
     if (cached != NULL)
         *out = cached;
     else
@@ -379,7 +382,7 @@ static cv_status kv_commit(cv_store *store, cv_instance *instance, cv_error *err
     natsStatus s = put_value(k, instance->id, text, len, instance->revision, &revision, &code);
     if (s == NATS_OK) {
         instance->revision = revision;
-        mark_written(instance);
+        mark_written(instance, text, len);
     } else if (is_revision_mismatch(code)) {
         st = cv_error_set(err, CV_ERR_CONFLICT,
                           "instance %s changed in bucket %s since revision %" PRIu64
@@ -398,7 +401,7 @@ static void kv_release(cv_store *store, cv_instance *instance)
     bool written = instance == written_last && instance->revision == written_revision;
     written_last = NULL;
     if (written)
-        cv_kv_cache_put(k->cache, instance);
+        cv_kv_cache_put(k->cache, instance, written_hash);
     else
         cv_instance_destroy(instance); /* perhaps changed, and not as stored */
 }

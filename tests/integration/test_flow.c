@@ -597,12 +597,31 @@ static void duplicate_reply_is_ignored(void **state)
     json_decref(end);
 }
 
+/* The bucket revision of instance id with the kv store; 0 with the memory store. */
+static uint64_t stored_revision(const char *id)
+{
+    if (strcmp(cv_test_state, "kv") != 0)
+        return 0;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    kvEntry *entry = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, fx.nc, NULL), NATS_OK);
+    assert_int_equal(js_KeyValue(&kv, js, "orch_instances"), NATS_OK);
+    assert_int_equal(kvStore_Get(&entry, kv, id), NATS_OK);
+    uint64_t revision = kvEntry_Revision(entry);
+    kvEntry_Destroy(entry);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    return revision;
+}
+
 static void late_reply_after_end_is_recorded(void **state)
 {
     (void)state;
     char id[32];
     json_t *end = run_instance("late-reply", "{}", id);
     json_decref(end);
+    uint64_t stored_before = stored_revision(id);
     assert_true(late_reply_subject[0] != '\0');
     assert_int_equal(natsConnection_PublishString(fx.nc, late_reply_subject, "{\"again\": 1}"),
                      NATS_OK);
@@ -614,6 +633,8 @@ static void late_reply_after_end_is_recorded(void **state)
                         "instance is no longer running");
     json_decref(ignored);
     assert_int_equal(count_events(id, "instance.completed"), 1);
+    /* An ignored reply changes nothing, so nothing is written to the store. */
+    assert_int_equal(stored_revision(id), stored_before);
 }
 
 static void invalid_utf8_error_is_kept(void **state)

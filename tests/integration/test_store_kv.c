@@ -326,6 +326,43 @@ static void acquire_sees_other_writers(void **state)
     cv_store_destroy(node_b);
 }
 
+/* Writes who=name into instance id on store, from the revision it reads. */
+static void write_who(cv_store *store, const char *id, const char *name)
+{
+    cv_instance *instance = acquire_ok(store, id);
+    json_object_set_new(instance->data, "who", json_string(name));
+    commit_ok(store, instance);
+    store->ops->release(store, instance);
+}
+
+/*
+ * Revisions start again from 1 when an operator deletes the bucket and a
+ * node creates it anew, so a revision alone does not say that what a
+ * node kept is what the bucket has.
+ */
+static void recreated_bucket_is_read_again(void **state)
+{
+    (void)state;
+    cv_store *node_a = open_store("reborn", CV_STORE_KV_FILE);
+    cv_instance *first = new_instance("phoenix", "linear");
+    create_ok(node_a, first);
+    node_a->ops->release(node_a, first);
+    write_who(node_a, "phoenix", "first life");
+
+    assert_int_equal(js_DeleteStream(fx.js, "KV_reborn", NULL, NULL), NATS_OK);
+    cv_store *node_b = open_store("reborn", CV_STORE_KV_FILE);
+    cv_instance *second = new_instance("phoenix", "linear");
+    create_ok(node_b, second);
+    node_b->ops->release(node_b, second);
+    write_who(node_b, "phoenix", "second life");
+
+    cv_instance *seen = acquire_ok(node_a, "phoenix");
+    assert_string_equal(data_text(seen, "who"), "second life");
+    node_a->ops->release(node_a, seen);
+    cv_store_destroy(node_b);
+    cv_store_destroy(node_a);
+}
+
 static void bucket_created_then_reused(void **state)
 {
     (void)state;
@@ -843,6 +880,7 @@ int main(void)
         cmocka_unit_test(acquire_unknown_is_not_found),
         cmocka_unit_test(second_writer_conflicts_then_wins),
         cmocka_unit_test(acquire_sees_other_writers),
+        cmocka_unit_test(recreated_bucket_is_read_again),
         cmocka_unit_test(bucket_created_then_reused),
         cmocka_unit_test(bad_bucket_name_is_invalid),
         cmocka_unit_test(unknown_process_is_invalid),
