@@ -74,39 +74,6 @@ cv_status cv_dispatch_message(natsMsg **out, const cv_instance *instance,
     return CV_OK;
 }
 
-void cv_node_post_result(cv_node *node, const char *instance, const char *step, int attempt,
-                         const char *token, json_t *output, const char *error, bool permanent)
-{
-    cv_work *item = calloc(1, sizeof *item);
-    if (item != NULL) {
-        item->step = strdup(step);
-        item->error = error ? strdup(error) : NULL;
-    }
-    if (item == NULL || item->step == NULL || (error != NULL && item->error == NULL)) {
-        json_decref(output);
-        cv_work_free(item);
-        CV_ERROR("step result lost instance=%s step=%s attempt=%d error=\"out of memory\"",
-                 instance, step, attempt);
-        return;
-    }
-    item->kind = CV_WORK_LOCAL_RESULT;
-    snprintf(item->instance, sizeof item->instance, "%s", instance);
-    item->attempt = attempt;
-    snprintf(item->token, sizeof item->token, "%s", token);
-    item->output = output;
-    item->permanent = permanent;
-    cv_node_route_work(node, item);
-}
-
-void cv_dispatch_local_result(cv_worker *worker, const cv_instance *instance,
-                              const cv_dispatch_order *order, json_t *output, const char *error,
-                              bool permanent)
-{
-    /* Queued, not applied here, so a chain of in-node steps runs as a loop, not a recursion. */
-    cv_node_post_result(worker->node, instance->id, instance->process->steps[order->step].id,
-                        order->attempt, order->token, output, error, permanent);
-}
-
 /* A step that could not be sent fails like a module's error reply, and may be retried. */
 static void send_failed(cv_worker *worker, cv_instance *instance, const cv_dispatch_order *order,
                         const cv_error *err)

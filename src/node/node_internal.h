@@ -131,8 +131,9 @@ void cv_dispatch_local_result(cv_worker *worker, const cv_instance *instance,
                               const cv_dispatch_order *order, json_t *output, const char *error,
                               bool permanent);
 /*
- * Queues the result of an attempt for the worker that owns instance; safe
- * from any thread. Takes output; copies the strings.
+ * Hands on the result of an attempt made inside the node (local_result.c):
+ * through ORCH_REPLIES with a durable store, else to the worker that owns
+ * instance. Safe from any thread. Takes output; copies the strings.
  */
 void cv_node_post_result(cv_node *node, const char *instance, const char *step, int attempt,
                          const char *token, json_t *output, const char *error, bool permanent);

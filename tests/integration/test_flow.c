@@ -439,15 +439,27 @@ static void lua_module_runs_inside_node(void **state)
     json_decref(end);
 }
 
+/*
+ * With the kv store a Lua step's result travels as a reply through
+ * ORCH_REPLIES, so a node that dies after running it does not take it
+ * along; a subscriber to the reply subjects sees it like a module's reply.
+ */
 static void lua_module_error_fails_step(void **state)
 {
     (void)state;
+    cv_test_recorder replies;
+    cv_test_recorder_start(&replies, fx.nc, "orch.reply.>");
     char id[32];
     json_t *end = run_instance("lua-broken", "{}", id);
     const char *error = json_string_value(json_object_get(end, "error"));
     assert_non_null(error);
     assert_non_null(strstr(error, "the defaults table is missing"));
     json_decref(end);
+    char infix[64];
+    snprintf(infix, sizeof infix, ".reply.%s.", id);
+    size_t seen = cv_test_recorder_count(&replies, infix, NULL);
+    cv_test_recorder_stop(&replies);
+    assert_int_equal(seen, strcmp(cv_test_state, "kv") == 0 ? 1 : 0);
 }
 
 static void route_function_overrides_next(void **state)
