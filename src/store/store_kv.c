@@ -40,6 +40,9 @@
 
 #define KV_DEFAULT_TIMEOUT_MS 5000
 
+/* Wait for the stream leader before a read falls back to a direct get (read_last). */
+#define KV_LEADER_READ_WAIT_MS 1000
+
 /* Bucket names are limited so that "$KV.<bucket>.<key>" always fits a subject buffer. */
 #define KV_BUCKET_MAX 160
 #define KV_SUBJECT_MAX (8 + KV_BUCKET_MAX + 256)
@@ -289,21 +292,36 @@ static bool is_marker(natsMsg *msg)
  * the revision before it. Acting on that costs a failed compare-and-set,
  * and answering from it shows a state the instance has left.
  */
+static natsStatus read_direct(kv_store *k, const char *key, stored_value *out)
+{
+    natsStatus s = kvStore_Get(&out->entry, k->kv, key);
+    if (s == NATS_OK) {
+        out->data = kvEntry_Value(out->entry);
+        out->length = kvEntry_ValueLen(out->entry);
+        out->revision = kvEntry_Revision(out->entry);
+    }
+    return s;
+}
+
 static natsStatus read_last(kv_store *k, const char *key, stored_value *out)
 {
     memset(out, 0, sizeof *out);
-    if (!k->leader_reads) {
-        natsStatus s = kvStore_Get(&out->entry, k->kv, key);
-        if (s == NATS_OK) {
-            out->data = kvEntry_Value(out->entry);
-            out->length = kvEntry_ValueLen(out->entry);
-            out->revision = kvEntry_Revision(out->entry);
-        }
-        return s;
-    }
+    if (!k->leader_reads)
+        return read_direct(k, key, out);
     char subject[KV_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "$KV.%s.%s", k->bucket, key);
-    natsStatus s = js_GetLastMsg(&out->msg, k->js, k->stream, subject, NULL, NULL);
+    /*
+     * While the stream elects a new leader nobody answers a leader read;
+     * a replica still answers a direct get. A stale answer there costs a
+     * failed compare-and-set, not a wrong change, so waiting the whole
+     * request timeout (a worker blocked for seconds) is the worse choice.
+     */
+    jsOptions options;
+    jsOptions_Init(&options);
+    options.Wait = KV_LEADER_READ_WAIT_MS;
+    natsStatus s = js_GetLastMsg(&out->msg, k->js, k->stream, subject, &options, NULL);
+    if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS)
+        return read_direct(k, key, out);
     if (s == NATS_OK && is_marker(out->msg)) {
         stored_value_free(out);
         memset(out, 0, sizeof *out);
