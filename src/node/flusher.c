@@ -1,6 +1,6 @@
 #include "node/flusher.h"
 
-/* Longest wait for the server's answer to one flush; a dead server ends it sooner. */
+/* Longest wait for the server to confirm one flush; a lost connection ends it sooner. */
 #define FLUSH_WAIT_MS 1000
 
 static void *flusher_main(void *arg)
@@ -8,11 +8,11 @@ static void *flusher_main(void *arg)
     cv_flusher *flusher = arg;
     pthread_mutex_lock(&flusher->lock);
     for (;;) {
-        while (!flusher->wanted && !flusher->stopping)
+        while (!flusher->requested && !flusher->stopping)
             pthread_cond_wait(&flusher->wake, &flusher->lock);
         if (flusher->stopping)
             break;
-        flusher->wanted = false;
+        flusher->requested = false;
         pthread_mutex_unlock(&flusher->lock);
         if (natsConnection_Buffered(flusher->nc) > 0)
             natsConnection_FlushTimeout(flusher->nc, FLUSH_WAIT_MS);
@@ -25,7 +25,7 @@ static void *flusher_main(void *arg)
 cv_status cv_flusher_start(cv_flusher *flusher, natsConnection *nc, cv_error *err)
 {
     flusher->nc = nc;
-    flusher->wanted = false;
+    flusher->requested = false;
     flusher->stopping = false;
     pthread_mutex_init(&flusher->lock, NULL);
     pthread_cond_init(&flusher->wake, NULL);
@@ -38,8 +38,8 @@ cv_status cv_flusher_start(cv_flusher *flusher, natsConnection *nc, cv_error *er
 void cv_flusher_request(cv_flusher *flusher)
 {
     pthread_mutex_lock(&flusher->lock);
-    if (!flusher->wanted) {
-        flusher->wanted = true;
+    if (!flusher->requested) {
+        flusher->requested = true;
         pthread_cond_signal(&flusher->wake);
     }
     pthread_mutex_unlock(&flusher->lock);

@@ -2,9 +2,9 @@
  * The node's own flusher. The connection buffers publishes (no SendAsap)
  * and nats.c's flusher thread writes them after a pause of a millisecond,
  * which under load turns many small writes into one. A worker that runs
- * out of work asks this thread to write what is buffered at once, so a
- * lone step does not wait for that pause, and the worker itself does not
- * wait for the server's confirmation of the flush.
+ * out of work requests a flush from this thread, so a lone step does not
+ * wait for that pause. The worker itself does not wait for the server to
+ * confirm the flush.
  */
 #ifndef CV_NODE_FLUSHER_H
 #define CV_NODE_FLUSHER_H
@@ -20,7 +20,7 @@ typedef struct cv_flusher {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    bool wanted;
+    bool requested;
     bool stopping;
     bool started;
 } cv_flusher;

@@ -141,7 +141,7 @@ static void answer_duplicate(cv_worker *worker, natsMsg *msg, const char *id,
         }
         store->ops->release(store, existing);
     }
-    /* The stream copy of a request its core copy already started is the usual case, not news. */
+    /* The stream copy of a request that its core copy started is expected, so it logs at debug. */
     const char *reply = natsMsg_GetReply(msg);
     bool answered = reply != NULL && reply[0] != '\0';
     cv_log_level level = answered ? CV_LOG_INFO : CV_LOG_DEBUG;

@@ -2,10 +2,10 @@
  * Results made inside the node: a Lua module's output, an HTTP response, a
  * step that could not be sent. With the memory store they go straight to
  * the worker that owns the instance. With a durable store they go through
- * ORCH_REPLIES, as a module's reply would: a result that only lived in
- * this node's memory was lost when the node died after storing the change
- * that made it, and nothing published its effects again. From the stream,
- * any node applies it, and a redelivery replays what it caused.
+ * ORCH_REPLIES, as a module's reply would. A result kept only in this
+ * node's memory was lost when the node died after storing the change that
+ * made it, so nothing published its effects. From the stream, any node
+ * applies it, and a redelivery replays what it caused.
  */
 #include <stdlib.h>
 #include <string.h>

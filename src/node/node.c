@@ -5,7 +5,7 @@
  * handled before the workers exit.
  *
  * Flush policy: publishes are buffered (no SendAsap), so under load many
- * messages share one write (flusher.h says who writes them and when).
+ * messages share one write (flusher.h describes who writes them and when).
  * With 256 instances in flight on a 2-core machine this took one node
  * from about 17,000 to 22,000-27,000 steps/s, with the per-step latency
  * of a single instance unchanged (about 245 µs).

@@ -70,11 +70,11 @@ static bool replay_effects(cv_worker *worker, cv_instance *instance, const char 
 }
 
 /*
- * True when result changed nothing and only its reply.ignored events are
- * left to publish. Such a result is not stored: a redelivery is ignored
- * again the same way, and recording it would push the effects of real
- * changes out of the instance's short outbox, where a redelivery after a
- * crash looks for them.
+ * Returns true when a result changed nothing and left only reply.ignored
+ * events to publish. Such a result is not stored, because a redelivery is
+ * ignored again the same way. Recording it would also push the effects of
+ * real changes out of the instance's short outbox, which a redelivery
+ * after a crash replays.
  */
 static bool only_ignored_replies(const cv_effects *effects)
 {

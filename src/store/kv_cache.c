@@ -81,15 +81,16 @@ static bool owned_by(const cv_rules *rules, const cv_process *process)
 }
 
 cv_instance *cv_kv_cache_take(cv_kv_cache *cache, const char *id, uint64_t revision,
-                              uint64_t text_hash, const cv_rules *rules)
+                              const char *text, size_t length, const cv_rules *rules)
 {
     cache_slot *slot = &cache->slots[slot_of(cache, id)];
     cv_instance *found = NULL;
     pthread_mutex_lock(&cache->lock);
-    cv_instance *held = slot->instance;
-    if (held != NULL && held->revision == revision && slot->text_hash == text_hash &&
-        strcmp(held->id, id) == 0 && owned_by(rules, held->process)) {
-        found = held;
+    cv_instance *cached = slot->instance;
+    /* The text is hashed last: most reads of an instance another node wrote stop at the revision. */
+    if (cached != NULL && cached->revision == revision && strcmp(cached->id, id) == 0 &&
+        owned_by(rules, cached->process) && slot->text_hash == hash_bytes(text, length)) {
+        found = cached;
         slot->instance = NULL;
     }
     pthread_mutex_unlock(&cache->lock);

@@ -4,8 +4,8 @@
  * document. When the bucket reports the revision this node wrote, the
  * parse is skipped and the object it committed is used again.
  *
- * The bucket is still read on every acquire: with several nodes the last
- * writer may be another node, and only the revision tells.
+ * The bucket is still read on every acquire, because with several nodes the
+ * last writer may be another node, and only the revision shows it.
  */
 #ifndef CV_STORE_KV_CACHE_H
 #define CV_STORE_KV_CACHE_H
@@ -27,13 +27,13 @@ void cv_kv_cache_destroy(cv_kv_cache *cache);
 uint64_t cv_kv_cache_text_hash(const char *text, size_t length);
 
 /*
- * Removes and returns instance id if the cache has it at revision, with
- * the same stored text (by text_hash), built from rules; else NULL. The
- * text matters as well as the revision: revisions start again from 1 when
- * the bucket is deleted and created anew. The caller owns the result.
+ * Removes and returns instance id if the cache has it at revision, stored
+ * as text (compared by hash), built from rules; else NULL. The text matters
+ * as well as the revision, because revisions start again from 1 when the
+ * bucket is deleted and created anew. The caller owns the result.
  */
 cv_instance *cv_kv_cache_take(cv_kv_cache *cache, const char *id, uint64_t revision,
-                              uint64_t text_hash, const cv_rules *rules);
+                              const char *text, size_t length, const cv_rules *rules);
 
 /* Takes instance, stored at instance->revision as text with text_hash; evicts its slot's instance. */
 void cv_kv_cache_put(cv_kv_cache *cache, cv_instance *instance, uint64_t text_hash);

@@ -63,9 +63,10 @@ typedef struct kv_store {
 #define KV_CACHE_SLOTS 1024
 
 /*
- * The instance this thread created or committed last, and the revision it
- * got. Release keeps only that one in the cache: any other was not written
- * (or changed after it was), so the bucket does not hold what it holds.
+ * The instance this thread created or committed last, its revision and
+ * the hash of its stored text. Release caches only that instance: any other
+ * was not written, or was changed after it was, so the bucket may not
+ * contain what it contains.
  */
 static _Thread_local const cv_instance *written_last;
 static _Thread_local uint64_t written_revision;
@@ -124,6 +125,12 @@ static cv_status encode(const cv_instance *instance, char **out, size_t *out_len
     return CV_OK;
 }
 
+/* Writes the bucket subject of key, "$KV.<bucket>.<key>", into buf. */
+static void key_subject(const kv_store *k, const char *key, char buf[KV_SUBJECT_MAX])
+{
+    snprintf(buf, KV_SUBJECT_MAX, "$KV.%s.%s", k->bucket, key);
+}
+
 /*
  * Writes text under key if the key's last revision is expected (0: the key
  * has never been written or was purged). *code receives the JetStream error
@@ -143,7 +150,7 @@ static natsStatus put_value(kv_store *k, const char *key, const char *text, size
                             uint64_t expected, uint64_t *revision, jsErrCode *code)
 {
     char subject[KV_SUBJECT_MAX];
-    snprintf(subject, sizeof subject, "$KV.%s.%s", k->bucket, key);
+    key_subject(k, key, subject);
 
     char msg_id[KV_SUBJECT_MAX];
     snprintf(msg_id, sizeof msg_id, "%s@%" PRIu64, key, expected);
@@ -285,13 +292,7 @@ static bool is_marker(natsMsg *msg)
     return natsMsgHeader_Get(msg, "KV-Operation", &operation) == NATS_OK;
 }
 
-/*
- * Reads the last entry of key. A replicated bucket is read through its
- * stream leader: kvStore_Get uses direct gets, which any replica may
- * answer, and a replica that has not applied the latest write yet returns
- * the revision before it. Acting on that costs a failed compare-and-set,
- * and answering from it shows a state the instance has left.
- */
+/* Reads the last entry of key with kvStore_Get, a direct get that any replica may serve. */
 static natsStatus read_direct(kv_store *k, const char *key, stored_value *out)
 {
     natsStatus s = kvStore_Get(&out->entry, k->kv, key);
@@ -303,18 +304,24 @@ static natsStatus read_direct(kv_store *k, const char *key, stored_value *out)
     return s;
 }
 
+/*
+ * Reads the last entry of key. A replicated bucket is read through its
+ * stream leader, because a replica that has not applied the latest write
+ * yet returns the revision before it. Acting on that costs a failed
+ * compare-and-set, and a read-only caller would report an old state.
+ */
 static natsStatus read_last(kv_store *k, const char *key, stored_value *out)
 {
     memset(out, 0, sizeof *out);
     if (!k->leader_reads)
         return read_direct(k, key, out);
     char subject[KV_SUBJECT_MAX];
-    snprintf(subject, sizeof subject, "$KV.%s.%s", k->bucket, key);
+    key_subject(k, key, subject);
     /*
-     * While the stream elects a new leader nobody answers a leader read;
-     * a replica still answers a direct get. A stale answer there costs a
-     * failed compare-and-set, not a wrong change, so waiting the whole
-     * request timeout (a worker blocked for seconds) is the worse choice.
+     * While the stream elects a new leader, no server serves a leader read,
+     * but a replica still serves a direct get. A stale value costs a failed
+     * compare-and-set, not a wrong change, so it beats a worker blocked for
+     * the whole request timeout.
      */
     jsOptions options;
     jsOptions_Init(&options);
@@ -373,8 +380,8 @@ static cv_status kv_acquire(cv_store *store, const char *id, const cv_rules *rul
         return cv_error_set(err, CV_ERR_NATS, "reading instance %s from bucket %s failed: %s", id,
                             k->bucket, cv_nats_failure_text(s));
 
-    uint64_t hash = cv_kv_cache_text_hash(value.data, (size_t)value.length);
-    cv_instance *cached = cv_kv_cache_take(k->cache, id, value.revision, hash, rules);
+    cv_instance *cached =
+        cv_kv_cache_take(k->cache, id, value.revision, value.data, (size_t)value.length, rules);
     if (cached != NULL)
         *out = cached;
     else
@@ -421,7 +428,7 @@ static void kv_release(cv_store *store, cv_instance *instance)
     if (written)
         cv_kv_cache_put(k->cache, instance, written_hash);
     else
-        cv_instance_destroy(instance); /* perhaps changed, and not as stored */
+        cv_instance_destroy(instance); /* may differ from the stored copy */
 }
 
 static void kv_destroy(cv_store *store)

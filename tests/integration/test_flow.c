@@ -441,8 +441,8 @@ static void lua_module_runs_inside_node(void **state)
 
 /*
  * With the kv store a Lua step's result travels as a reply through
- * ORCH_REPLIES, so a node that dies after running it does not take it
- * along; a subscriber to the reply subjects sees it like a module's reply.
+ * ORCH_REPLIES, so a node that dies after running it does not lose it. A
+ * subscriber to the reply subjects receives it like a module's reply.
  */
 static void lua_module_error_fails_step(void **state)
 {

@@ -337,8 +337,8 @@ static void write_who(cv_store *store, const char *id, const char *name)
 
 /*
  * Revisions start again from 1 when an operator deletes the bucket and a
- * node creates it anew, so a revision alone does not say that what a
- * node kept is what the bucket has.
+ * node creates it anew, so a revision alone does not show that what a
+ * node kept is what the bucket contains.
  */
 static void recreated_bucket_is_read_again(void **state)
 {

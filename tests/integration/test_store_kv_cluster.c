@@ -3,7 +3,7 @@
  * replicated three times: writers on two servers read one revision of an
  * instance and commit at the same moment, many times over. Exactly one
  * commit per round may succeed, and the stored document must be the
- * winner's; anything else is a lost update, which completes a step twice.
+ * winner's. Anything else is a lost update, which completes a step twice.
  */
 #include <pthread.h>
 #include <setjmp.h>
