@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "core/failpoint.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -143,6 +144,7 @@ static int serve(const cv_node_config *config)
     sigaddset(&waiter.signals, SIGINT);
     sigaddset(&waiter.signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &waiter.signals, NULL);
+    cv_failpoint_init();
 
     cv_error err;
     cv_node *node = NULL;

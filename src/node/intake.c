@@ -1,11 +1,13 @@
 /*
  * Requests: <prefix>.request.<process> with a JSON object body. Every
  * request is answered when it has a reply subject, and logged when it is
- * rejected, so bad input is never dropped silently.
+ * rejected, so bad input is never dropped silently. With a durable store
+ * instances start only from the requests stream (relay.c says why).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "core/failpoint.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -28,10 +30,10 @@ void cv_intake_instance_id(natsMsg *msg, char *out)
     strcpy(out, requested);
 }
 
-static void answer(cv_node *node, natsMsg *msg, json_t *body)
+/* Sends body to subject, the requester's reply subject; only frees body when subject is NULL. */
+static void answer(cv_node *node, const char *subject, json_t *body)
 {
-    const char *reply = natsMsg_GetReply(msg);
-    if (reply == NULL || reply[0] == '\0') {
+    if (subject == NULL) {
         json_decref(body);
         return;
     }
@@ -48,18 +50,24 @@ static void answer(cv_node *node, natsMsg *msg, json_t *body)
     json_decref(body);
     if (text == NULL)
         return;
-    natsStatus s = natsConnection_PublishString(node->nc, reply, text);
+    natsStatus s = natsConnection_PublishString(node->nc, subject, text);
     if (s != NATS_OK)
-        CV_WARN("request answer not sent subject=%s error=%s", reply,
+        CV_WARN("request answer not sent subject=%s error=%s", subject,
                 cv_log_quote(natsStatus_GetText(s)));
     free(text);
 }
 
-static void reject(cv_node *node, natsMsg *msg, const char *reason)
+static void reject(cv_node *node, const cv_work *item, const char *reason)
 {
-    CV_WARN("request rejected subject=%s reason=%s", natsMsg_GetSubject(msg),
+    CV_WARN("request rejected subject=%s reason=%s", natsMsg_GetSubject(item->msg),
             cv_log_quote(reason));
-    answer(node, msg, json_pack("{s:s}", "error", reason));
+    answer(node, cv_relay_answer_subject(item), json_pack("{s:s}", "error", reason));
+}
+
+static void answer_started(cv_node *node, const cv_work *item, const char *process)
+{
+    answer(node, cv_relay_answer_subject(item),
+           json_pack("{s:s, s:s}", "instance", item->instance, "process", process));
 }
 
 static void known_processes(const cv_rules *rules, char *buf, size_t size)
@@ -77,44 +85,64 @@ static void known_processes(const cv_rules *rules, char *buf, size_t size)
     }
 }
 
-/* Checks the request; returns its body as a new object, or NULL after rejecting it. */
-static json_t *accept_body(cv_worker *worker, natsMsg *msg, const cv_process **process)
+/* Finds the process a request names; NULL after rejecting it. */
+static const cv_process *find_process(cv_worker *worker, const cv_work *item)
 {
     cv_node *node = worker->node;
     char reason[CV_ERROR_TEXT_MAX + 64];
-    const char *name = cv_subject_request_process(node->config.prefix, natsMsg_GetSubject(msg));
+    const char *subject = natsMsg_GetSubject(item->msg);
+    const char *name = cv_subject_request_process(node->config.prefix, subject);
     if (name == NULL) {
         snprintf(reason, sizeof reason, "invalid request subject \"%s\": expected %s.request.<process>",
-                 natsMsg_GetSubject(msg), node->config.prefix);
-        reject(node, msg, reason);
+                 subject, node->config.prefix);
+        reject(node, item, reason);
         return NULL;
     }
-    *process = cv_rules_find_process(worker->rules, name);
-    if (*process == NULL) {
+    const cv_process *process = cv_rules_find_process(worker->rules, name);
+    if (process == NULL) {
         char known[256];
         known_processes(worker->rules, known, sizeof known);
         snprintf(reason, sizeof reason, "unknown process \"%s\" (known: %s)", name, known);
-        reject(node, msg, reason);
-        return NULL;
+        reject(node, item, reason);
     }
+    return process;
+}
 
+/* Checks the request body; returns it as a new object, or NULL after rejecting it. */
+static json_t *accept_body(cv_worker *worker, const cv_work *item)
+{
+    cv_node *node = worker->node;
+    char reason[CV_ERROR_TEXT_MAX + 64];
     cv_json_limits limits = {.max_bytes = node->config.max_body};
     cv_error err;
     json_t *body = NULL;
-    if (cv_json_parse(&body, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &limits,
-                      &err) != CV_OK) {
+    if (cv_json_parse(&body, natsMsg_GetData(item->msg), (size_t)natsMsg_GetDataLength(item->msg),
+                      &limits, &err) != CV_OK) {
         snprintf(reason, sizeof reason, "request body rejected: %s", err.text);
-        reject(node, msg, reason);
+        reject(node, item, reason);
         return NULL;
     }
     if (!json_is_object(body)) {
         snprintf(reason, sizeof reason, "request body must be a JSON object, got %s",
                  cv_json_type_name(body));
         json_decref(body);
-        reject(node, msg, reason);
+        reject(node, item, reason);
         return NULL;
     }
     return body;
+}
+
+/* Rejects a request whose Orch-Request-Id header is malformed; returns false then. */
+static bool accept_id(cv_node *node, const cv_work *item)
+{
+    if (item->instance[0] != '\0')
+        return true;
+    char reason[160];
+    snprintf(reason, sizeof reason,
+             "invalid Orch-Request-Id header: expected 1 to %d characters of [A-Za-z0-9_-]",
+             CV_INSTANCE_ID_MAX);
+    reject(node, item, reason);
+    return false;
 }
 
 /*
@@ -122,14 +150,13 @@ static json_t *accept_body(cv_worker *worker, natsMsg *msg, const cv_process **p
  * status, and, once it has ended, its steps and data so that a client
  * waiting for the result gets it even though the events are gone.
  */
-static void answer_duplicate(cv_worker *worker, natsMsg *msg, const char *id,
-                             const cv_process *process)
+static void answer_duplicate(cv_worker *worker, const cv_work *item, const cv_process *process)
 {
     cv_store *store = worker->node->store;
     cv_instance *existing = NULL;
-    json_t *body = json_pack("{s:s, s:s, s:b, s:s}", "instance", id, "process", process->name,
-                             "duplicate", 1, "status", "running");
-    if (store->ops->acquire(store, id, worker->rules, &existing, NULL) == CV_OK) {
+    json_t *body = json_pack("{s:s, s:s, s:b, s:s}", "instance", item->instance, "process",
+                             process->name, "duplicate", 1, "status", "running");
+    if (store->ops->acquire(store, item->instance, worker->rules, &existing, NULL) == CV_OK) {
         json_object_set_new(body, "process", json_string(existing->process->name));
         json_object_set_new(body, "status",
                             json_string(cv_instance_status_name(existing->status)));
@@ -141,39 +168,22 @@ static void answer_duplicate(cv_worker *worker, natsMsg *msg, const char *id,
         }
         store->ops->release(store, existing);
     }
-    /* The stream copy of a request that its core copy started is expected, so it logs at debug. */
-    const char *reply = natsMsg_GetReply(msg);
-    bool answered = reply != NULL && reply[0] != '\0';
-    cv_log_level level = answered ? CV_LOG_INFO : CV_LOG_DEBUG;
-    CV_LOG(level, "request repeated instance=%s process=%s status=%s", id,
+    /* The second stream copy of a relayed request is expected, so it logs at debug. */
+    const char *subject = cv_relay_answer_subject(item);
+    CV_LOG(subject != NULL ? CV_LOG_INFO : CV_LOG_DEBUG,
+           "request repeated instance=%s process=%s status=%s", item->instance,
            json_string_value(json_object_get(body, "process")),
            json_string_value(json_object_get(body, "status")));
-    answer(worker->node, msg, body);
+    answer(worker->node, subject, body);
 }
 
 /*
- * With a durable store a request is seen twice: over core NATS (by one node
- * of the queue group) and through ORCH_REQUESTS. The core copy is served
- * only when it has a reply subject to answer, or no Orch-Request-Id to
- * recognise the stream copy by; the stream copy only when it has an id.
- * Both create the instance under the same id, so whichever comes second
- * finds it there and starts nothing.
- */
-static bool served_by_stream(const cv_worker *worker, const cv_work *item)
-{
-    const char *reply = natsMsg_GetReply(item->msg);
-    const char *id = NULL;
-    bool has_id = natsMsgHeader_Get(item->msg, "Orch-Request-Id", &id) == NATS_OK;
-    return worker->node->store->durable && !item->from_stream && has_id &&
-           (reply == NULL || reply[0] == '\0');
-}
-
-/*
- * The stream copy of a request may start the instance before the core copy
- * of the same message is handled; that core copy still deserves the plain
- * answer, not "duplicate". The first core copy to find an instance nobody
+ * A request with a reply subject and an id reaches ORCH_REQUESTS twice: as
+ * sent, and relayed with its reply subject. Either copy may start the
+ * instance; the relayed one deserves the plain answer even when it comes
+ * second. The first copy with a reply subject to find an instance nobody
  * was answered for claims it. A true repeat arriving before the original's
- * core copy would be answered as the original; the two are milliseconds
+ * relayed copy would be answered as the original; the two are milliseconds
  * apart, so that is accepted.
  */
 static bool claim_answer(cv_worker *worker, const char *id)
@@ -196,35 +206,46 @@ static bool claim_answer(cv_worker *worker, const char *id)
     return false;
 }
 
-/* The instance exists already: answer, or finish what an earlier delivery started. */
-static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *process)
+/* Publishes again the first effects of an instance that a dead node may have stored only. */
+static void replay_start(cv_worker *worker, const char *id)
 {
     cv_store *store = worker->node->store;
-    if (!item->from_stream && claim_answer(worker, item->instance)) {
-        answer(worker->node, item->msg,
-               json_pack("{s:s, s:s}", "instance", item->instance, "process", process->name));
+    cv_instance *instance = NULL;
+    if (store->ops->acquire(store, id, worker->rules, &instance, NULL) != CV_OK)
+        return;
+    cv_effects_reset(&worker->effects);
+    if (cv_outbox_replay(instance, "request", &worker->effects)) {
+        CV_INFO("effects replayed instance=%s key=request", instance->id);
+        cv_worker_run_effects(worker, instance);
+    }
+    store->ops->release(store, instance);
+}
+
+/*
+ * The instance exists already. A copy delivered again may be the one whose
+ * node stored the instance and died before publishing or answering, so it
+ * finishes both; the requester may get the answer twice.
+ */
+static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *process)
+{
+    bool has_subject = cv_relay_answer_subject(item) != NULL;
+    if (item->redelivered) {
+        replay_start(worker, item->instance);
+        answer_started(worker->node, item, process->name);
         return;
     }
-    if (item->from_stream && item->redelivered) {
-        cv_instance *instance = NULL;
-        if (store->ops->acquire(store, item->instance, worker->rules, &instance, NULL) == CV_OK) {
-            cv_effects_reset(&worker->effects);
-            if (cv_outbox_replay(instance, "request", &worker->effects)) {
-                CV_INFO("effects replayed instance=%s key=request", instance->id);
-                cv_worker_run_effects(worker, instance);
-            }
-            store->ops->release(store, instance);
-        }
+    if (has_subject && claim_answer(worker, item->instance)) {
+        answer_started(worker->node, item, process->name);
         return;
     }
-    answer_duplicate(worker, item->msg, item->instance, process);
+    answer_duplicate(worker, item, process);
 }
 
 static cv_status start_instance(cv_worker *worker, cv_work *item, cv_instance *instance,
                                 cv_error *err)
 {
     cv_store *store = worker->node->store;
-    instance->answered = !item->from_stream;
+    instance->answered = cv_relay_answer_subject(item) != NULL;
     cv_effects_reset(&worker->effects);
     cv_status st = cv_supervisor_start(instance, cv_rules_script(worker->rules),
                                        &worker->effects, err);
@@ -235,29 +256,34 @@ static cv_status start_instance(cv_worker *worker, cv_work *item, cv_instance *i
     return st;
 }
 
+/* A core NATS copy with a durable store: left to the stream copy, or relayed to the stream. */
+static void take_core_copy(cv_worker *worker, cv_work *item)
+{
+    if (cv_relay_left_to_stream(item->msg) || !accept_id(worker->node, item) ||
+        find_process(worker, item) == NULL)
+        return;
+    cv_error err;
+    if (cv_relay_forward(worker, item, &err) != CV_OK)
+        reject(worker->node, item, err.text);
+}
+
 void cv_intake_handle(cv_worker *worker, cv_work *item)
 {
     cv_node *node = worker->node;
-    natsMsg *msg = item->msg;
-    if (served_by_stream(worker, item))
-        return;
-    if (item->instance[0] == '\0') {
-        char reason[160];
-        snprintf(reason, sizeof reason,
-                 "invalid Orch-Request-Id header: expected 1 to %d characters of [A-Za-z0-9_-]",
-                 CV_INSTANCE_ID_MAX);
-        reject(node, msg, reason);
+    if (node->store->durable && !item->from_stream) {
+        take_core_copy(worker, item);
         return;
     }
     const cv_process *process = NULL;
-    json_t *body = accept_body(worker, msg, &process);
-    if (body == NULL)
+    json_t *body = NULL;
+    if (!accept_id(node, item) || (process = find_process(worker, item)) == NULL ||
+        (body = accept_body(worker, item)) == NULL)
         return;
 
     cv_error err;
     cv_instance *instance = cv_instance_create(item->instance, process, body);
     if (instance == NULL) {
-        reject(node, msg, "out of memory");
+        reject(node, item, "out of memory");
         return;
     }
     cv_status st = start_instance(worker, item, instance, &err);
@@ -273,11 +299,11 @@ void cv_intake_handle(cv_worker *worker, cv_work *item)
         CV_ERROR("instance not started instance=%s process=%s error=%s", item->instance,
                  process->name, cv_log_quote(err.text));
         item->retry_later = item->from_stream;
-        reject(node, msg, err.text);
+        reject(node, item, err.text);
         return;
     }
-
-    answer(node, msg, json_pack("{s:s, s:s}", "instance", instance->id, "process", process->name));
+    cv_failpoint("request.stored");
+    answer_started(node, item, process->name);
     cv_worker_run_effects(worker, instance);
     node->store->ops->release(node->store, instance);
 }

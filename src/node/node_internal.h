@@ -107,6 +107,13 @@ void cv_intake_handle(cv_worker *worker, cv_work *item);
 /* intake.c: the instance id a request asks for, or a new one; "" when the header is invalid. */
 void cv_intake_instance_id(natsMsg *msg, char *out);
 
+/* relay.c: true for a core copy of a request that its stream copy serves as it is. */
+bool cv_relay_left_to_stream(natsMsg *msg);
+/* relay.c: where to answer the request item; NULL when nobody waits for an answer. */
+const char *cv_relay_answer_subject(const cv_work *item);
+/* relay.c: stores a core copy in the requests stream with its id and reply subject. */
+cv_status cv_relay_forward(cv_worker *worker, const cv_work *item, cv_error *err);
+
 /* cancel.c: a cancellation request; answers it. */
 void cv_cancel_handle(cv_worker *worker, cv_work *item);
 

@@ -212,6 +212,59 @@ static void requests_wait_for_a_node(void **state)
     cv_test_server_stop(&server);
 }
 
+/*
+ * The failpoint kills the node after it stores an instance and before it
+ * answers or publishes the first step. The request's stream message is
+ * still unacknowledged, so the next node to run finishes both. The request
+ * has a reply subject and no Orch-Request-Id, as a plain `nats request`
+ * sends it: only the copy that the first node stored in ORCH_REQUESTS, with
+ * the id it chose, can start the instance.
+ */
+static void stored_request_survives_node_kill(void **state)
+{
+    (void)state;
+    cv_test_server server;
+    cv_test_server_start(&server);
+    const char *rules = cv_test_source_path("tests/integration/rules");
+    char *doomed_env[] = {"CONVEYOR_FAILPOINT=request.stored", NULL};
+    cv_test_node doomed, rescuer;
+    cv_test_node_start_env(&doomed, &server, rules, "doomed", node_args, doomed_env);
+    natsConnection *nc = cv_test_connect(&server);
+    cv_test_module echo;
+    cv_test_module_start(&echo, nc, "echo", cv_test_echo_handler, NULL);
+    natsInbox *inbox = NULL;
+    natsSubscription *answers = NULL;
+    assert_int_equal(natsInbox_Create(&inbox), NATS_OK);
+    assert_int_equal(natsConnection_SubscribeSync(&answers, nc, inbox), NATS_OK);
+
+    assert_int_equal(natsConnection_PublishRequestString(nc, "orch.request.durable", inbox,
+                                                         "{\"n\": 1}"),
+                     NATS_OK);
+    assert_true(cv_test_process_wait_log(&doomed.process, "failpoint reached", 10000));
+    cv_test_process_kill(&doomed.process);
+    cv_test_node_start(&rescuer, &server, rules, "rescuer", node_args);
+
+    natsMsg *answer = NULL;
+    assert_int_equal(natsSubscription_NextMsg(&answer, answers, 15000), NATS_OK);
+    json_t *body = json_loadb(natsMsg_GetData(answer), (size_t)natsMsg_GetDataLength(answer), 0,
+                              NULL);
+    const char *id = json_string_value(json_object_get(body, "instance"));
+    assert_non_null(id);
+    assert_string_equal(json_string_value(json_object_get(body, "process")), "durable");
+    wait_completed(nc, id, 1, 20000);
+    assert_each_step_once(nc, id, 1);
+    assert_steps_in_bodies(nc, id, 1);
+
+    json_decref(body);
+    natsMsg_Destroy(answer);
+    natsSubscription_Destroy(answers);
+    natsInbox_Destroy(inbox);
+    cv_test_module_stop(&echo);
+    natsConnection_Destroy(nc);
+    cv_test_node_stop(&rescuer);
+    cv_test_server_stop(&server);
+}
+
 static void server_restart_is_survived(void **state)
 {
     (void)state;
@@ -416,6 +469,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(sigkill_of_one_node_loses_nothing, stop_leftovers),
         cmocka_unit_test_teardown(requests_wait_for_a_node, stop_leftovers),
+        cmocka_unit_test_teardown(stored_request_survives_node_kill,
+                                  stop_leftovers),
         cmocka_unit_test_teardown(node_stops_without_server, stop_leftovers),
         cmocka_unit_test_teardown(server_restart_is_survived, stop_leftovers),
     };

@@ -97,6 +97,13 @@ void cv_test_server_stop(cv_test_server *server)
 void cv_test_node_start(cv_test_node *node, const cv_test_server *server, const char *rules_dir,
                         const char *name, char *const extra_args[])
 {
+    cv_test_node_start_env(node, server, rules_dir, name, extra_args, NULL);
+}
+
+void cv_test_node_start_env(cv_test_node *node, const cv_test_server *server,
+                            const char *rules_dir, const char *name, char *const extra_args[],
+                            char *const extra_env[])
+{
     char *argv[32];
     int n = 0;
     argv[n++] = CV_TEST_BINARY;
@@ -114,7 +121,7 @@ void cv_test_node_start(cv_test_node *node, const cv_test_server *server, const 
     argv[n] = NULL;
 
     snprintf(node->log_path, sizeof node->log_path, "%s/node-%s.log", server->dir, name);
-    assert_true(cv_test_process_start(&node->process, argv, node->log_path, NULL));
+    assert_true(cv_test_process_start(&node->process, argv, node->log_path, extra_env));
     if (!cv_test_process_wait_log(&node->process, "node ready", 60000)) {
         char cmd[700];
         snprintf(cmd, sizeof cmd, "tail -n 30 %s >&2", node->log_path);

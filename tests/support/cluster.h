@@ -47,6 +47,10 @@ typedef struct cv_test_node {
  */
 void cv_test_node_start(cv_test_node *node, const cv_test_server *server, const char *rules_dir,
                         const char *name, char *const extra_args[]);
+/* The same, with extra_env ("NAME=value", NULL-terminated) added to its environment. */
+void cv_test_node_start_env(cv_test_node *node, const cv_test_server *server,
+                            const char *rules_dir, const char *name, char *const extra_args[],
+                            char *const extra_env[]);
 /* Stops the node by its pid and checks it exited 0. */
 void cv_test_node_stop(cv_test_node *node);
 
