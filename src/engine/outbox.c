@@ -31,17 +31,34 @@ static json_t *effects_to_json(const cv_effects *effects, const cv_process *proc
                      timers);
 }
 
-cv_status cv_outbox_record(cv_instance *instance, const char *key, const cv_effects *effects)
+/* Drops the oldest entries beyond what the keep rules ask for; returns how many were young. */
+static size_t prune(json_t *outbox, cv_outbox_clock clock)
 {
+    size_t young = 0;
+    while (json_array_size(outbox) > CV_OUTBOX_KEEP) {
+        json_t *oldest = json_array_get(outbox, 0);
+        int64_t at = json_integer_value(json_object_get(oldest, "at"));
+        bool expired = at < clock.now_ms - clock.keep_ms;
+        if (!expired && json_array_size(outbox) <= CV_OUTBOX_MAX)
+            break;
+        young += !expired;
+        json_array_remove(outbox, 0);
+    }
+    return young;
+}
+
+cv_status cv_outbox_record(cv_instance *instance, const char *key, const cv_effects *effects,
+                           cv_outbox_clock clock, size_t *dropped_young)
+{
+    *dropped_young = 0;
     if (instance->outbox == NULL)
         instance->outbox = json_array();
-    json_t *entry = json_pack("{s:s, s:o}", "key", key, "effects",
-                              effects_to_json(effects, instance->process));
+    json_t *entry = json_pack("{s:s, s:I, s:o}", "key", key, "at", (json_int_t)clock.now_ms,
+                              "effects", effects_to_json(effects, instance->process));
     if (instance->outbox == NULL || entry == NULL ||
         json_array_append_new(instance->outbox, entry) != 0)
         return CV_ERR_NOMEM;
-    while (json_array_size(instance->outbox) > CV_OUTBOX_MAX)
-        json_array_remove(instance->outbox, 0);
+    *dropped_young = prune(instance->outbox, clock);
     return CV_OK;
 }
 

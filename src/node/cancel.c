@@ -9,7 +9,6 @@
 
 #include "core/jsonx.h"
 #include "core/log.h"
-#include "engine/outbox.h"
 #include "node/node_internal.h"
 
 #define CV_DEFAULT_CANCEL_REASON "cancelled by an operator"
@@ -51,7 +50,7 @@ static cv_status cancel_once(cv_worker *worker, const char *id, const char *reas
     cv_effects_reset(&worker->effects);
     st = cv_supervisor_cancel(instance, reason, &worker->effects, err);
     if (st == CV_OK && store->durable)
-        st = cv_outbox_record(instance, "cancel", &worker->effects);
+        st = cv_worker_record_outbox(worker, instance, "cancel");
     if (st == CV_OK)
         st = store->ops->commit(store, instance, err);
     if (st == CV_OK)

@@ -93,8 +93,9 @@ static const cv_process *find_process(cv_worker *worker, const cv_work *item)
     const char *subject = natsMsg_GetSubject(item->msg);
     const char *name = cv_subject_request_process(node->config.prefix, subject);
     if (name == NULL) {
-        snprintf(reason, sizeof reason, "invalid request subject \"%s\": expected %s.request.<process>",
-                 subject, node->config.prefix);
+        snprintf(reason, sizeof reason,
+                 "invalid request subject \"%s\": expected %s.request.<process>", subject,
+                 node->config.prefix);
         reject(node, item, reason);
         return NULL;
     }
@@ -250,7 +251,7 @@ static cv_status start_instance(cv_worker *worker, cv_work *item, cv_instance *i
     cv_status st = cv_supervisor_start(instance, cv_rules_script(worker->rules),
                                        &worker->effects, err);
     if (st == CV_OK && store->durable)
-        st = cv_outbox_record(instance, "request", &worker->effects);
+        st = cv_worker_record_outbox(worker, instance, "request");
     if (st == CV_OK)
         st = store->ops->create(store, instance, err);
     return st;

@@ -99,6 +99,11 @@ void cv_node_route_work(cv_node *node, cv_work *item);
  */
 void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result,
                             cv_work *item);
+/*
+ * Records the worker's effects in instance's outbox under message key,
+ * logging any entry dropped before its message could have come back.
+ */
+cv_status cv_worker_record_outbox(cv_worker *worker, cv_instance *instance, const char *key);
 /* Stores, publishes and dispatches what the supervisor decided for instance. */
 void cv_worker_run_effects(cv_worker *worker, cv_instance *instance);
 

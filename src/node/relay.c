@@ -1,13 +1,15 @@
 /*
  * With a durable store every instance is started from ORCH_REQUESTS, so a
  * node that dies while starting one leaves an unacknowledged message that
- * another node finishes. A core NATS copy is not redelivered: a node that
- * dies holding one before relaying it loses it, and the requester times out. The core NATS copy of a request carries what the
- * stream copy lacks: the reply subject, and for a request without
- * Orch-Request-Id the chance to give it an id. The node that takes such a
- * core copy stores the request again in ORCH_REQUESTS with both in
- * headers. The node that takes this relayed copy starts the instance and
- * sends the reply.
+ * another node finishes.
+ *
+ * The core NATS copy of a request carries what the stream copy lacks: the
+ * reply subject, and for a request without Orch-Request-Id the chance to
+ * give it an id. The node that takes such a core copy stores the request
+ * again in ORCH_REQUESTS with both in headers. The node that takes this
+ * relayed copy starts the instance and sends the reply. A core copy is not
+ * delivered again: a node that dies holding one before relaying it loses
+ * it, and the requester times out.
  *
  * ORCH_REQUESTS sends no acknowledgements (requesters expect the node's
  * answer), so a relayed copy the stream could not store, during a leader

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 #include "engine/outbox.h"
 #include "node/node_internal.h"
@@ -45,6 +47,29 @@ void cv_worker_run_effects(cv_worker *worker, cv_instance *instance)
     for (size_t i = 0; i < effects->dispatch_count; i++)
         cv_dispatch_send(worker, instance, &effects->dispatches[i]);
     cv_effects_reset(effects);
+}
+
+/*
+ * A message whose node died after storing its change comes back after its
+ * consumer's ack wait (the timers consumer's is 5 s). Twice the longer one
+ * plus a minute leaves room for the time it then waits in a node's queue.
+ */
+static int64_t outbox_keep_ms(const cv_node *node)
+{
+    int64_t wait = node->config.ack_wait_ms > 5000 ? node->config.ack_wait_ms : 5000;
+    return 2 * wait + 60000;
+}
+
+cv_status cv_worker_record_outbox(cv_worker *worker, cv_instance *instance, const char *key)
+{
+    cv_outbox_clock clock = {.now_ms = cv_clock_wall_ms(),
+                             .keep_ms = outbox_keep_ms(worker->node)};
+    size_t dropped = 0;
+    cv_status st = cv_outbox_record(instance, key, &worker->effects, clock, &dropped);
+    if (dropped > 0)
+        CV_WARN("outbox full instance=%s process=%s key=%s dropped=%zu keep_ms=%lld", instance->id,
+                instance->process->name, key, dropped, (long long)clock.keep_ms);
+    return st;
 }
 
 /* The outbox key of a result: unique per attempt and kind, the same on every delivery. */
@@ -116,11 +141,13 @@ static cv_status apply_once(cv_worker *worker, const char *id, const cv_step_res
         return CV_OK;
     }
     if (st == CV_OK && store->durable)
-        st = cv_outbox_record(instance, key, &worker->effects);
+        st = cv_worker_record_outbox(worker, instance, key);
     if (st == CV_OK)
         st = store->ops->commit(store, instance, err);
-    if (st == CV_OK)
+    if (st == CV_OK) {
+        cv_failpoint("result.stored");
         cv_worker_run_effects(worker, instance);
+    }
     store->ops->release(store, instance);
     return st;
 }

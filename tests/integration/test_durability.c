@@ -265,6 +265,41 @@ static void stored_request_survives_node_kill(void **state)
     cv_test_server_stop(&server);
 }
 
+/*
+ * The failpoint kills the node after it stores the change a module's reply
+ * made and before it publishes the next steps. The reply's message comes
+ * back to the next node, which finds the change applied and publishes its
+ * effects from the instance's outbox.
+ */
+static void stored_reply_survives_node_kill(void **state)
+{
+    (void)state;
+    cv_test_server server;
+    cv_test_server_start(&server);
+    const char *rules = cv_test_source_path("tests/integration/rules");
+    char *doomed_env[] = {"CONVEYOR_FAILPOINT=result.stored", NULL};
+    cv_test_node doomed, rescuer;
+    cv_test_node_start_env(&doomed, &server, rules, "doomed", node_args, doomed_env);
+    natsConnection *nc = cv_test_connect(&server);
+    cv_test_module echo;
+    cv_test_module_start(&echo, nc, "echo", cv_test_echo_handler, NULL);
+
+    publish_requests(nc, "outbox", 0, 1);
+    assert_true(cv_test_process_wait_log(&doomed.process, "failpoint reached", 10000));
+    cv_test_process_kill(&doomed.process);
+    assert_int_equal(completed_in_history(nc, "outbox"), 0);
+    cv_test_node_start(&rescuer, &server, rules, "rescuer", node_args);
+    wait_completed(nc, "outbox", 1, 20000);
+    assert_true(cv_test_process_count_log(&rescuer.process, "effects replayed") > 0);
+    assert_each_step_once(nc, "outbox", 1);
+    assert_steps_in_bodies(nc, "outbox", 1);
+
+    cv_test_module_stop(&echo);
+    natsConnection_Destroy(nc);
+    cv_test_node_stop(&rescuer);
+    cv_test_server_stop(&server);
+}
+
 static void server_restart_is_survived(void **state)
 {
     (void)state;
@@ -469,8 +504,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(sigkill_of_one_node_loses_nothing, stop_leftovers),
         cmocka_unit_test_teardown(requests_wait_for_a_node, stop_leftovers),
-        cmocka_unit_test_teardown(stored_request_survives_node_kill,
-                                  stop_leftovers),
+        cmocka_unit_test_teardown(stored_request_survives_node_kill, stop_leftovers),
+        cmocka_unit_test_teardown(stored_reply_survives_node_kill, stop_leftovers),
         cmocka_unit_test_teardown(node_stops_without_server, stop_leftovers),
         cmocka_unit_test_teardown(server_restart_is_survived, stop_leftovers),
     };
