@@ -373,26 +373,74 @@ static void print_table(const table *t)
     }
 }
 
-/* Reads every current entry of the bucket into t; returns an exit code. */
-static int read_bucket(session *ses, kvStore *kv, table *t, const char *process,
-                       const char *status)
+/*
+ * With one server of a three-server cluster killed, about half of the
+ * requests to create the watcher's consumer went unanswered, while the
+ * next request usually worked (seen by hand with nats-server 2.9). So the
+ * watcher gets its own JetStream context with a short wait, and a new
+ * attempt when the wait runs out.
+ */
+#define WATCH_START_MS 2000
+
+typedef struct watch {
+    jsCtx *js;
+    kvStore *kv;
+    kvWatcher *watcher;
+} watch;
+
+static void watch_close(watch *w)
 {
+    kvWatcher_Destroy(w->watcher);
+    kvStore_Destroy(w->kv);
+    jsCtx_Destroy(w->js);
+    memset(w, 0, sizeof *w);
+}
+
+static natsStatus watch_open(session *ses, watch *w, int64_t wait_ms)
+{
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = wait_ms;
     kvWatchOptions wo;
     kvWatchOptions_Init(&wo);
     wo.IgnoreDeletes = true;
-    kvWatcher *watcher = NULL;
-    natsStatus s = kvStore_WatchAll(&watcher, kv, &wo);
+    natsStatus s = natsConnection_JetStream(&w->js, ses->nc, &jo);
+    if (s == NATS_OK)
+        s = js_KeyValue(&w->kv, w->js, ses->bucket);
+    if (s == NATS_OK)
+        s = kvStore_WatchAll(&w->watcher, w->kv, &wo);
+    return s;
+}
+
+/* Starts a watcher, trying again while attempts time out and time is left. */
+static natsStatus watch_start(session *ses, watch *w)
+{
+    natsStatus s = NATS_TIMEOUT;
+    int64_t left = remaining_ms(ses);
+    while (s == NATS_TIMEOUT && left > 0) {
+        watch_close(w);
+        s = watch_open(ses, w, left < WATCH_START_MS ? left : WATCH_START_MS);
+        left = remaining_ms(ses);
+    }
+    return s;
+}
+
+/* Reads every current entry of the bucket into t; returns an exit code. */
+static int read_bucket(session *ses, table *t, const char *process, const char *status)
+{
+    watch w = {0};
+    natsStatus s = watch_start(ses, &w);
     while (s == NATS_OK) {
         kvEntry *e = NULL;
         int64_t left = remaining_ms(ses);
-        s = left > 0 ? kvWatcher_Next(&e, watcher, left) : NATS_TIMEOUT;
+        s = left > 0 ? kvWatcher_Next(&e, w.watcher, left) : NATS_TIMEOUT;
         if (s != NATS_OK || e == NULL)
             break; /* a NULL entry marks the end of the current values */
         t->read++;
         consider_entry(t, e, process, status, ses->command);
         kvEntry_Destroy(e);
     }
-    kvWatcher_Destroy(watcher);
+    watch_close(&w);
     if (s == NATS_TIMEOUT) {
         fprintf(stderr, "conveyor %s: timed out after %lld s with %zu instances read; raise "
                 "--timeout\n", ses->command, (long long)(ses->timeout_ms / 1000), t->read);
@@ -429,7 +477,7 @@ static int run_list(session *ses, cv_option *options)
     if (code == CV_EXIT_OK)
         code = open_bucket(ses, &kv);
     if (code == CV_EXIT_OK)
-        code = read_bucket(ses, kv, &t, process, status);
+        code = read_bucket(ses, &t, process, status);
     if (code == CV_EXIT_OK && t.count == 0)
         fprintf(stderr, "conveyor %s: no instances match in bucket %s (%zu read)\n", ses->command,
                 ses->bucket, t.read);
