@@ -107,3 +107,14 @@ void cv_kv_cache_put(cv_kv_cache *cache, cv_instance *instance, uint64_t text_ha
     pthread_mutex_unlock(&cache->lock);
     cv_instance_destroy(evicted);
 }
+
+void cv_kv_cache_clear(cv_kv_cache *cache)
+{
+    for (size_t i = 0; i < cache->slot_count; i++) {
+        pthread_mutex_lock(&cache->lock);
+        cv_instance *evicted = cache->slots[i].instance;
+        cache->slots[i].instance = NULL;
+        pthread_mutex_unlock(&cache->lock);
+        cv_instance_destroy(evicted);
+    }
+}

@@ -38,4 +38,7 @@ cv_instance *cv_kv_cache_take(cv_kv_cache *cache, const char *id, uint64_t revis
 /* Takes instance, stored at instance->revision as text with text_hash; evicts its slot's instance. */
 void cv_kv_cache_put(cv_kv_cache *cache, cv_instance *instance, uint64_t text_hash);
 
+/* Destroys every cached instance. */
+void cv_kv_cache_clear(cv_kv_cache *cache);
+
 #endif

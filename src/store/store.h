@@ -72,8 +72,8 @@ typedef enum cv_store_kv_storage {
 /* Settings of the kv store; a zeroed struct gives every default. */
 typedef struct cv_store_kv_options {
     const char *bucket;          /* NULL: CV_STORE_KV_DEFAULT_BUCKET */
-    cv_store_kv_storage storage; /* used only when the bucket is created */
-    int replicas;                /* used only when the bucket is created; 0: 1 */
+    cv_store_kv_storage storage; /* used only when the bucket is created or recreated */
+    int replicas;                /* used only when the bucket is created or recreated; 0: 1 */
     int64_t timeout_ms;          /* wait for each JetStream request; 0: 5000 */
 } cv_store_kv_options;
 
@@ -84,7 +84,9 @@ bool cv_store_kv_parse_storage(const char *text, cv_store_kv_storage *out);
  * The kv store: instances in a JetStream key-value bucket, one key per
  * instance id, written with compare-and-set on the entry's revision so
  * that several nodes can share it. Creates the bucket (history 1) when it
- * is missing; an existing bucket is used with its own configuration.
+ * is missing; an existing bucket is used with its own configuration. When
+ * an operation later finds the bucket deleted, creates it again with
+ * options and logs a warning. The instances it contained are lost.
  * Borrows nc, which must outlive the store. options may be NULL. Fails
  * with CV_ERR_NATS naming the bucket when JetStream cannot be reached or
  * the bucket cannot be created.

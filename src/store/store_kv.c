@@ -19,18 +19,29 @@
  * revision there is the one this node committed last (kv_cache.h). Large
  * data would want the data split into keys of its own.
  *
- * All fields are set before the store is handed out and never change
+ * An operator may delete the bucket while nodes run. When a read or a
+ * write fails and JetStream then reports the bucket's stream missing, the
+ * store creates the bucket again with its start-up settings and repeats the
+ * operation once (restore_bucket). The instances the bucket contained are
+ * lost, so their replies and timers find no instance, and new requests
+ * start.
+ *
+ * All other fields are set before the store is handed out and never change
  * afterwards, nats.c's jsCtx and kvStore may be used from several threads
- * at once, and the cache has a lock of its own, so the store needs none.
+ * at once, and the cache has a lock of its own. Only a failed operation
+ * takes the store's lock, to find out whether the bucket is gone.
  */
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/natsx.h"
 #include "core/jsonx.h"
+#include "core/log.h"
+#include "core/natsx.h"
 #include "core/text.h"
 #include "store/kv_cache.h"
 #include "store/store.h"
@@ -42,6 +53,13 @@
 
 /* Wait for the stream leader before a read falls back to a direct get (read_last). */
 #define KV_LEADER_READ_WAIT_MS 1000
+
+/*
+ * Wait for the stream info that shows whether the bucket still exists after
+ * a failed operation. Kept short because most failures are timeouts with
+ * the bucket in place, and the check adds to their delay.
+ */
+#define KV_BUCKET_CHECK_WAIT_MS 1000
 
 /* Bucket names are limited so that "$KV.<bucket>.<key>" always fits a subject buffer. */
 #define KV_BUCKET_MAX 160
@@ -55,6 +73,10 @@ typedef struct kv_store {
     int64_t timeout_ms;
     cv_kv_cache *cache; /* instances this node wrote, by the revision it wrote */
     bool leader_reads;  /* the bucket has replicas: see read_last */
+    jsStorageType storage; /* for creating the bucket, at start-up or again */
+    int replicas;
+    pthread_mutex_t restore_lock; /* one recreation at a time: see restore_bucket */
+    atomic_uint_fast64_t recreations; /* how often this store created the bucket again */
     char bucket[KV_BUCKET_MAX + 1];
     char stream[KV_BUCKET_MAX + 4]; /* "KV_<bucket>" */
 } kv_store;
@@ -131,6 +153,114 @@ static void key_subject(const kv_store *k, const char *key, char buf[KV_SUBJECT_
     snprintf(buf, KV_SUBJECT_MAX, "$KV.%s.%s", k->bucket, key);
 }
 
+/* ---- the bucket itself ---- */
+
+/* Settings the bucket is created with, at start-up and after an operator deleted it. */
+static void bucket_config(const kv_store *k, kvConfig *config)
+{
+    kvConfig_Init(config);
+    config->Bucket = k->bucket;
+    config->Description = "conveyor instance state: one key per instance id";
+    config->History = 1;
+    config->StorageType = k->storage;
+    config->Replicas = k->replicas;
+}
+
+typedef enum bucket_presence {
+    BUCKET_PRESENT,
+    BUCKET_MISSING,
+    BUCKET_UNKNOWN, /* no reply: the connection or JetStream is down */
+} bucket_presence;
+
+static bucket_presence find_bucket(kv_store *k)
+{
+    if (natsConnection_Status(k->nc) != NATS_CONN_STATUS_CONNECTED)
+        return BUCKET_UNKNOWN;
+    jsOptions options;
+    jsOptions_Init(&options);
+    options.Wait = KV_BUCKET_CHECK_WAIT_MS;
+    jsStreamInfo *info = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetStreamInfo(&info, k->js, k->stream, &options, &code);
+    jsStreamInfo_Destroy(info);
+    if (s == NATS_OK)
+        return BUCKET_PRESENT;
+    return code == JSStreamNotFoundErr ? BUCKET_MISSING : BUCKET_UNKNOWN;
+}
+
+/*
+ * Creates the bucket again with the start-up settings. Workers go on using
+ * k->kv: nats.c's kvStore contains only the bucket's names and read mode,
+ * the same for the new bucket, and replacing it would race with their reads.
+ *
+ * NOTE: leader_reads keeps the mode of the bucket found at start-up. If
+ * another node had created that one with a different replica count, reads
+ * of the new bucket go the other way: correct, but a replicated bucket read
+ * directly may cost failed compare-and-sets.
+ */
+static bool recreate_bucket(kv_store *k)
+{
+    kvConfig config;
+    bucket_config(k, &config);
+    kvStore *created = NULL;
+    natsStatus s = js_CreateKeyValue(&created, k->js, &config);
+    kvStore_Destroy(created);
+    /* Another node may have created it first, with settings of its own. */
+    if (s != NATS_OK && find_bucket(k) == BUCKET_PRESENT)
+        return true;
+    if (s != NATS_OK) {
+        CV_ERROR("creating the missing bucket again failed bucket=%s error=%s", k->bucket,
+                 cv_log_quote(cv_nats_failure_text(s)));
+        return false;
+    }
+    /*
+     * Not needed for correctness: an entry is reused only when the new
+     * bucket contains the same text at the same revision. It frees the
+     * memory of instances that no longer exist.
+     */
+    cv_kv_cache_clear(k->cache);
+    atomic_fetch_add(&k->recreations, 1);
+    CV_WARN("bucket not found, created it again bucket=%s stream=%s storage=%s replicas=%d "
+            "history=%d lost=\"every instance stored in it before\"",
+            k->bucket, k->stream, k->storage == js_MemoryStorage ? "memory" : "file",
+            k->replicas, (int)config.History);
+    return true;
+}
+
+/*
+ * Checks, after an operation on the bucket failed, whether the bucket was
+ * deleted, and creates it again if so. seen is k->recreations as read
+ * before the operation began. Returns true when the bucket exists again, so
+ * the caller repeats the operation once, and false when the failure had
+ * another cause.
+ */
+static bool restore_bucket(kv_store *k, uint_fast64_t seen)
+{
+    /* Another worker created the bucket again while this operation was under way. */
+    if (atomic_load(&k->recreations) != seen)
+        return true;
+    /* Asked without the lock, because most failures find the bucket in place. */
+    bucket_presence presence = find_bucket(k);
+    /*
+     * A worker that creates the bucket holds the lock from before the
+     * creation until it counts it. So a worker that found the bucket back
+     * just now, or gone at the same moment as another, sees the count
+     * changed once it has the lock, and only repeats its operation.
+     */
+    pthread_mutex_lock(&k->restore_lock);
+    bool restored = atomic_load(&k->recreations) != seen;
+    if (!restored && presence == BUCKET_MISSING) {
+        /* Asked again: another node may have created it meanwhile. */
+        presence = find_bucket(k);
+        restored = presence == BUCKET_PRESENT ||
+                   (presence == BUCKET_MISSING && recreate_bucket(k));
+    }
+    pthread_mutex_unlock(&k->restore_lock);
+    return restored;
+}
+
+/* ---- reads and writes ---- */
+
 /*
  * Writes text under key if the key's last revision is expected (0: the key
  * has never been written or was purged). *code receives the JetStream error
@@ -165,6 +295,7 @@ static natsStatus put_value(kv_store *k, const char *key, const char *text, size
     }
 
     jsPubAck *ack = NULL;
+    *code = 0;
     natsStatus s = js_Publish(&ack, k->js, subject, text, (int)len, &po, code);
     if (s == NATS_OK && ack->Duplicate) {
         s = NATS_ERR;
@@ -173,6 +304,22 @@ static natsStatus put_value(kv_store *k, const char *key, const char *text, size
         *revision = ack->Sequence;
     }
     jsPubAck_Destroy(ack);
+    return s;
+}
+
+/*
+ * put_value, repeated once when it failed because the bucket was deleted
+ * and restore_bucket created it again. A write to a deleted stream fails
+ * with "no responders", not with an error code of its own.
+ */
+static natsStatus put_restoring(kv_store *k, const char *key, const char *text, size_t len,
+                                uint64_t expected, uint64_t *revision, jsErrCode *code)
+{
+    uint_fast64_t recreations = atomic_load(&k->recreations);
+    natsStatus s = put_value(k, key, text, len, expected, revision, code);
+    if (s != NATS_OK && s != NATS_MAX_PAYLOAD && !is_revision_mismatch(*code) &&
+        restore_bucket(k, recreations))
+        s = put_value(k, key, text, len, expected, revision, code);
     return s;
 }
 
@@ -227,7 +374,7 @@ static cv_status kv_create(cv_store *store, cv_instance *instance, cv_error *err
 
     uint64_t revision = 0;
     jsErrCode code = 0;
-    natsStatus s = put_value(k, instance->id, text, len, 0, &revision, &code);
+    natsStatus s = put_restoring(k, instance->id, text, len, 0, &revision, &code);
 
     /* An instance deleted by an operator leaves a marker; its id may be used again. */
     uint64_t marker = 0;
@@ -342,6 +489,20 @@ static natsStatus read_last(kv_store *k, const char *key, stored_value *out)
     return s;
 }
 
+/*
+ * read_last, repeated once when it failed because the bucket was deleted
+ * and restore_bucket created it again. A direct get from a deleted stream
+ * times out, and a leader read fails with "stream not found".
+ */
+static natsStatus read_restoring(kv_store *k, const char *key, stored_value *out)
+{
+    uint_fast64_t recreations = atomic_load(&k->recreations);
+    natsStatus s = read_last(k, key, out);
+    if (s != NATS_OK && s != NATS_NOT_FOUND && restore_bucket(k, recreations))
+        s = read_last(k, key, out);
+    return s;
+}
+
 /* Builds an instance from the stored text of instance id. */
 static cv_status parse_value(const stored_value *value, const char *id, const cv_rules *rules,
                              cv_instance **out, cv_error *err)
@@ -373,7 +534,7 @@ static cv_status kv_acquire(cv_store *store, const char *id, const cv_rules *rul
         return st;
 
     stored_value value;
-    natsStatus s = read_last(k, id, &value);
+    natsStatus s = read_restoring(k, id, &value);
     if (s == NATS_NOT_FOUND)
         return cv_error_set(err, CV_ERR_NOT_FOUND, "no instance %s in bucket %s", id, k->bucket);
     if (s != NATS_OK)
@@ -404,7 +565,8 @@ static cv_status kv_commit(cv_store *store, cv_instance *instance, cv_error *err
 
     uint64_t revision = 0;
     jsErrCode code = 0;
-    natsStatus s = put_value(k, instance->id, text, len, instance->revision, &revision, &code);
+    natsStatus s =
+        put_restoring(k, instance->id, text, len, instance->revision, &revision, &code);
     if (s == NATS_OK) {
         instance->revision = revision;
         mark_written(instance, text, len);
@@ -437,6 +599,7 @@ static void kv_destroy(cv_store *store)
     cv_kv_cache_destroy(k->cache);
     kvStore_Destroy(k->kv);
     jsCtx_Destroy(k->js);
+    pthread_mutex_destroy(&k->restore_lock);
     free(k);
 }
 
@@ -449,18 +612,12 @@ static const cv_store_ops kv_ops = {
 };
 
 /* Binds to the bucket, creating it when missing. */
-static cv_status open_bucket(kv_store *k, const cv_store_kv_options *options, cv_error *err)
+static cv_status open_bucket(kv_store *k, cv_error *err)
 {
     natsStatus s = js_KeyValue(&k->kv, k->js, k->bucket);
     if (s == NATS_NOT_FOUND) {
         kvConfig config;
-        kvConfig_Init(&config);
-        config.Bucket = k->bucket;
-        config.Description = "conveyor instance state: one key per instance id";
-        config.History = 1;
-        config.StorageType =
-            options->storage == CV_STORE_KV_MEMORY ? js_MemoryStorage : js_FileStorage;
-        config.Replicas = options->replicas > 0 ? options->replicas : 1;
+        bucket_config(k, &config);
         s = js_CreateKeyValue(&k->kv, k->js, &config);
         /* Another node may have created it first, with settings of its own. */
         if (s != NATS_OK && js_KeyValue(&k->kv, k->js, k->bucket) == NATS_OK)
@@ -500,6 +657,8 @@ cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
     k->nc = nc;
     snprintf(k->bucket, sizeof k->bucket, "%s", bucket);
     snprintf(k->stream, sizeof k->stream, "KV_%s", bucket);
+    k->storage = options->storage == CV_STORE_KV_MEMORY ? js_MemoryStorage : js_FileStorage;
+    k->replicas = options->replicas > 0 ? options->replicas : 1;
 
     k->timeout_ms = options->timeout_ms > 0 ? options->timeout_ms : KV_DEFAULT_TIMEOUT_MS;
     k->cache = cv_kv_cache_create(KV_CACHE_SLOTS);
@@ -507,6 +666,8 @@ cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
         free(k);
         return cv_error_set(err, CV_ERR_NOMEM, "out of memory creating the kv store");
     }
+    pthread_mutex_init(&k->restore_lock, NULL);
+    atomic_init(&k->recreations, 0);
 
     jsOptions js_options;
     jsOptions_Init(&js_options);
@@ -516,7 +677,7 @@ cv_status cv_store_kv_create(cv_store **out, natsConnection *nc,
     if (s != NATS_OK)
         st = cv_error_set(err, CV_ERR_NATS, "cannot get a JetStream context: %s", cv_nats_failure_text(s));
     if (st == CV_OK)
-        st = open_bucket(k, options, err);
+        st = open_bucket(k, err);
     if (st != CV_OK) {
         kv_destroy(&k->base);
         return st;

@@ -363,6 +363,51 @@ static void recreated_bucket_is_read_again(void **state)
     cv_store_destroy(node_a);
 }
 
+/*
+ * An operator deletes the bucket under a running store. The next read finds
+ * no instance instead of failing, and the next write succeeds. The bucket
+ * is back with the store's own settings. An instance cached before the
+ * deletion is not returned for an instance of the new bucket.
+ */
+static void deleted_bucket_is_created_again(void **state)
+{
+    (void)state;
+    cv_store *store = open_store("lazarus", CV_STORE_KV_MEMORY);
+    cv_instance *first = new_instance("lazarus-1", "linear");
+    create_ok(store, first);
+    store->ops->release(store, first);
+    write_who(store, "lazarus-1", "first life");
+
+    assert_int_equal(js_DeleteStream(fx.js, "KV_lazarus", NULL, NULL), NATS_OK);
+    cv_instance *missing = NULL;
+    cv_error err = {0};
+    assert_int_equal(store->ops->acquire(store, "lazarus-1", fx.rules, &missing, &err),
+                     CV_ERR_NOT_FOUND);
+    assert_null(missing);
+    jsStreamInfo *info = NULL;
+    assert_int_equal(js_GetStreamInfo(&info, fx.js, "KV_lazarus", NULL, NULL), NATS_OK);
+    assert_int_equal(info->Config->Storage, js_MemoryStorage);
+    assert_int_equal(info->Config->MaxMsgsPerSubject, 1);
+    assert_int_equal(info->Config->Replicas, 1);
+    assert_int_equal(info->State.Msgs, 0);
+    jsStreamInfo_Destroy(info);
+
+    /* Deleted again, this time the first operation is a write. */
+    assert_int_equal(js_DeleteStream(fx.js, "KV_lazarus", NULL, NULL), NATS_OK);
+    cv_instance *second = new_instance("lazarus-1", "linear");
+    create_ok(store, second);
+    assert_int_equal(second->revision, 1);
+    store->ops->release(store, second);
+    write_who(store, "lazarus-1", "second life");
+
+    /* Same id and revision as the instance written in the first life. */
+    cv_instance *seen = acquire_ok(store, "lazarus-1");
+    assert_int_equal(seen->revision, 2);
+    assert_string_equal(data_text(seen, "who"), "second life");
+    store->ops->release(store, seen);
+    cv_store_destroy(store);
+}
+
 static void bucket_created_then_reused(void **state)
 {
     (void)state;
@@ -881,6 +926,7 @@ int main(void)
         cmocka_unit_test(second_writer_conflicts_then_wins),
         cmocka_unit_test(acquire_sees_other_writers),
         cmocka_unit_test(recreated_bucket_is_read_again),
+        cmocka_unit_test(deleted_bucket_is_created_again),
         cmocka_unit_test(bucket_created_then_reused),
         cmocka_unit_test(bad_bucket_name_is_invalid),
         cmocka_unit_test(unknown_process_is_invalid),
