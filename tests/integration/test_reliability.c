@@ -86,6 +86,16 @@ static void note(const json_t *step, natsMsg *msg)
     pthread_mutex_unlock(&fx.seen.lock);
 }
 
+/* Copies what the modules saw, so that no assertion fails with the lock held. */
+static seen seen_copy(void)
+{
+    seen copy;
+    pthread_mutex_lock(&fx.seen.lock);
+    memcpy(&copy, &fx.seen, sizeof copy);
+    pthread_mutex_unlock(&fx.seen.lock);
+    return copy;
+}
+
 /* Fails the first three attempts, answers the fourth. */
 static cv_test_answer flaky_handler(const json_t *step, natsMsg *msg, char *scratch, void *ctx)
 {
@@ -224,16 +234,15 @@ static void retry_schedule_follows_formula(void **state)
      * received, less 2 ms for the two processes reading the clock in whole ms.
      */
     static const int64_t delays[] = {200, 400, 500};
-    pthread_mutex_lock(&fx.seen.lock);
-    assert_int_equal(fx.seen.count, 4);
+    seen got = seen_copy();
+    assert_int_equal(got.count, 4);
     for (int n = 1; n <= 3; n++) {
-        int64_t gap = fx.seen.at_ms[n] - fx.seen.at_ms[n - 1];
-        assert_int_equal(fx.seen.attempts[n - 1], n);
+        int64_t gap = got.at_ms[n] - got.at_ms[n - 1];
+        assert_int_equal(got.attempts[n - 1], n);
         if (gap < delays[n - 1] - 2 || gap > delays[n - 1] + 400)
             fail_msg("attempt %d came %lld ms after attempt %d; the schedule says %lld ms",
                      n + 1, (long long)gap, n, (long long)delays[n - 1]);
     }
-    pthread_mutex_unlock(&fx.seen.lock);
     for (int n = 1; n <= 3; n++) {
         json_t *retrying = event_of_attempt(id, "step.retrying", n);
         assert_non_null(retrying);
@@ -262,13 +271,10 @@ static void timeout_retries_and_late_reply_is_ignored(void **state)
     json_decref(retrying);
 
     /* The module wakes up and answers attempt 1 after all. */
-    char first_reply[512];
-    pthread_mutex_lock(&fx.seen.lock);
-    assert_true(fx.seen.count >= 1);
-    assert_int_equal(fx.seen.attempts[0], 1);
-    snprintf(first_reply, sizeof first_reply, "%s", fx.seen.reply[0]);
-    pthread_mutex_unlock(&fx.seen.lock);
-    assert_int_equal(natsConnection_PublishString(fx.nc, first_reply, "{\"late\": true}"),
+    seen got = seen_copy();
+    assert_true(got.count >= 1);
+    assert_int_equal(got.attempts[0], 1);
+    assert_int_equal(natsConnection_PublishString(fx.nc, got.reply[0], "{\"late\": true}"),
                      NATS_OK);
     char infix[64];
     snprintf(infix, sizeof infix, ".%s.", id);
@@ -294,9 +300,7 @@ static void spent_retries_follow_on_error(void **state)
     assert_string_equal(json_string_value(json_object_get(call, "error")), "database unreachable");
     assert_int_equal(json_integer_value(json_object_get(call, "attempts")), 3);
     json_decref(end);
-    pthread_mutex_lock(&fx.seen.lock);
-    assert_int_equal(fx.seen.count, 3);
-    pthread_mutex_unlock(&fx.seen.lock);
+    assert_int_equal(seen_copy().count, 3);
 }
 
 /* kv only: the retry timer lives in ORCH_TIMERS, so a second node fires it. */
@@ -322,9 +326,7 @@ static void backoff_survives_node_killed(void **state)
     assert_string_equal(json_string_value(json_object_get(first, "node")), "node-a");
     json_decref(first);
     assert_int_equal(cv_test_recorder_count(&fx.events, infix, "step.completed"), 1);
-    pthread_mutex_lock(&fx.seen.lock);
-    assert_int_equal(fx.seen.count, 2);
-    pthread_mutex_unlock(&fx.seen.lock);
+    assert_int_equal(seen_copy().count, 2);
 }
 
 int main(int argc, char **argv)
