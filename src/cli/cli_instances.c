@@ -165,11 +165,10 @@ static void session_close(session *ses)
     natsConnection_Destroy(ses->nc);
 }
 
-/* Binds to the instance bucket; prints why and returns an exit code when it cannot. */
-static int open_bucket(session *ses, kvStore **out)
+/* Prints why the instance bucket could not be opened; returns the exit code for s. */
+static int bucket_failure(session *ses, natsStatus s)
 {
     const char *bucket = ses->bucket;
-    natsStatus s = js_KeyValue(out, ses->js, bucket);
     if (s == NATS_NOT_FOUND) {
         fprintf(stderr,
                 "conveyor %s: no key-value bucket %s on %s; nodes create it when they run "
@@ -183,6 +182,12 @@ static int open_bucket(session *ses, kvStore **out)
         return s == NATS_TIMEOUT ? CV_EXIT_TIMEOUT : CV_EXIT_FAILED;
     }
     return CV_EXIT_OK;
+}
+
+/* Binds to the instance bucket; prints why and returns an exit code when it cannot. */
+static int open_bucket(session *ses, kvStore **out)
+{
+    return bucket_failure(ses, js_KeyValue(out, ses->js, ses->bucket));
 }
 
 static bool check_instance_id(const char *command, const char *id)
@@ -376,9 +381,10 @@ static void print_table(const table *t)
 /*
  * With one server of a three-server cluster killed, about half of the
  * requests to create the watcher's consumer went unanswered, while the
- * next request usually worked (seen by hand with nats-server 2.9). So the
- * watcher gets its own JetStream context with a short wait, and a new
- * attempt when the wait runs out.
+ * next request usually worked; with the bucket's leader killed, opening
+ * the bucket waited too (seen by hand with nats-server 2.9). So opening
+ * and watching get their own JetStream context with a short wait, and a
+ * new attempt when the wait runs out.
  */
 #define WATCH_START_MS 2000
 
@@ -430,6 +436,10 @@ static int read_bucket(session *ses, table *t, const char *process, const char *
 {
     watch w = {0};
     natsStatus s = watch_start(ses, &w);
+    if (w.kv == NULL) {
+        watch_close(&w);
+        return bucket_failure(ses, s);
+    }
     while (s == NATS_OK) {
         kvEntry *e = NULL;
         int64_t left = remaining_ms(ses);
@@ -472,10 +482,7 @@ static int run_list(session *ses, cv_option *options)
         fprintf(stderr, "conveyor %s: out of memory\n", ses->command);
         return CV_EXIT_FAILED;
     }
-    kvStore *kv = NULL;
     int code = session_open(ses, cv_options_get(options, "nats")->value);
-    if (code == CV_EXIT_OK)
-        code = open_bucket(ses, &kv);
     if (code == CV_EXIT_OK)
         code = read_bucket(ses, &t, process, status);
     if (code == CV_EXIT_OK && t.count == 0)
@@ -489,7 +496,6 @@ static int run_list(session *ses, cv_option *options)
     for (size_t i = 0; i < t.count; i++)
         row_free(&t.rows[i]);
     free(t.rows);
-    kvStore_Destroy(kv);
     session_close(ses);
     return code;
 }

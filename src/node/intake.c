@@ -33,7 +33,12 @@ void cv_intake_instance_id(natsMsg *msg, char *out)
 /* Sends body to subject, the requester's reply subject; only frees body when subject is NULL. */
 static void answer(cv_node *node, const char *subject, json_t *body)
 {
-    if (subject == NULL) {
+    const char *fault = subject != NULL ? cv_subject_answer_fault(node->config.prefix, subject)
+                                        : NULL;
+    if (fault != NULL)
+        CV_WARN("request answer not sent subject=%s reason=%s",
+                cv_log_quote(subject), cv_log_quote(fault));
+    if (subject == NULL || fault != NULL) {
         json_decref(body);
         return;
     }
@@ -147,16 +152,20 @@ static bool accept_id(cv_node *node, const cv_work *item)
 }
 
 /*
- * Answers a repeated request with the existing instance's process and
- * status, and, once it has ended, its steps and data so that a client
- * waiting for the result gets it even though the events are gone.
+ * Answers with the existing instance's process and status, and, once it
+ * has ended, its steps and data so that a client waiting for the result
+ * gets it even though the events are gone. A repeated request is marked
+ * "duplicate".
  */
-static void answer_duplicate(cv_worker *worker, const cv_work *item, const cv_process *process)
+static void answer_existing(cv_worker *worker, const cv_work *item, const cv_process *process,
+                            bool duplicate)
 {
     cv_store *store = worker->node->store;
     cv_instance *existing = NULL;
-    json_t *body = json_pack("{s:s, s:s, s:b, s:s}", "instance", item->instance, "process",
-                             process->name, "duplicate", 1, "status", "running");
+    json_t *body = json_pack("{s:s, s:s, s:s}", "instance", item->instance, "process",
+                             process->name, "status", "running");
+    if (duplicate)
+        json_object_set_new(body, "duplicate", json_true());
     if (store->ops->acquire(store, item->instance, worker->rules, &existing, NULL) == CV_OK) {
         json_object_set_new(body, "process", json_string(existing->process->name));
         json_object_set_new(body, "status",
@@ -171,21 +180,22 @@ static void answer_duplicate(cv_worker *worker, const cv_work *item, const cv_pr
     }
     /* The second stream copy of a relayed request is expected, so it logs at debug. */
     const char *subject = cv_relay_answer_subject(item);
-    CV_LOG(subject != NULL ? CV_LOG_INFO : CV_LOG_DEBUG,
-           "request repeated instance=%s process=%s status=%s", item->instance,
-           json_string_value(json_object_get(body, "process")),
-           json_string_value(json_object_get(body, "status")));
+    if (duplicate)
+        CV_LOG(subject != NULL ? CV_LOG_INFO : CV_LOG_DEBUG,
+               "request repeated instance=%s process=%s status=%s", item->instance,
+               json_string_value(json_object_get(body, "process")),
+               json_string_value(json_object_get(body, "status")));
     answer(worker->node, subject, body);
 }
 
 /*
  * A request with a reply subject and an id reaches ORCH_REQUESTS twice: as
  * sent, and relayed with its reply subject. Either copy may start the
- * instance; the relayed one deserves the plain answer even when it comes
- * second. The first copy with a reply subject to find an instance nobody
- * was answered for claims it. A true repeat arriving before the original's
- * relayed copy would be answered as the original; the two are milliseconds
- * apart, so that is accepted.
+ * instance; the relayed one must not be answered as a duplicate even when
+ * it comes second. The first copy with a reply subject to find an instance
+ * nobody was answered for claims it. A repeat of a request sent without a
+ * reply subject claims it too, so its answer carries the instance's status
+ * (and result, once ended) without the duplicate mark.
  */
 static bool claim_answer(cv_worker *worker, const char *id)
 {
@@ -235,11 +245,9 @@ static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *
         answer_started(worker->node, item, process->name);
         return;
     }
-    if (has_subject && claim_answer(worker, item->instance)) {
-        answer_started(worker->node, item, process->name);
-        return;
-    }
-    answer_duplicate(worker, item, process);
+    /* The instance may have ended already if a copy without a reply subject started it. */
+    bool claimed = has_subject && claim_answer(worker, item->instance);
+    answer_existing(worker, item, process, !claimed);
 }
 
 static cv_status start_instance(cv_worker *worker, cv_work *item, cv_instance *instance,
@@ -299,7 +307,8 @@ void cv_intake_handle(cv_worker *worker, cv_work *item)
     if (st != CV_OK) {
         CV_ERROR("instance not started instance=%s process=%s error=%s", item->instance,
                  process->name, cv_log_quote(err.text));
-        item->retry_later = item->from_stream;
+        /* Only a NATS failure may pass; an instance too large to store never fits. */
+        item->retry_later = item->from_stream && st == CV_ERR_NATS;
         reject(node, item, err.text);
         return;
     }

@@ -113,8 +113,18 @@ static void on_closed(natsConnection *nc, void *closure)
 {
     (void)nc;
     cv_node *node = closure;
+    /*
+     * Closed without our asking, after a protocol error say, the connection
+     * never comes back: the node stops and exits non-zero, so that whatever
+     * supervises it starts a fresh one.
+     */
+    bool unexpected = !atomic_load(&node->closing);
+    if (unexpected)
+        CV_ERROR("nats connection closed for good; the node stops");
     pthread_mutex_lock(&node->stop_lock);
     node->closed = true;
+    node->connection_lost = node->connection_lost || unexpected;
+    node->stop_requested = true;
     pthread_cond_broadcast(&node->stop_cond);
     pthread_mutex_unlock(&node->stop_lock);
 }
@@ -395,6 +405,11 @@ cv_status cv_node_run(cv_node *node, cv_error *err)
         natsConnection_FlushTimeout(node->nc, 5000);
     atomic_store(&node->closing, true);
     CV_INFO("node stopped");
+    pthread_mutex_lock(&node->stop_lock);
+    bool lost = node->connection_lost;
+    pthread_mutex_unlock(&node->stop_lock);
+    if (lost)
+        return cv_error_set(err, CV_ERR_NATS, "the NATS connection was closed for good");
     return CV_OK;
 }
 

@@ -60,6 +60,7 @@ struct cv_node {
     bool stop_requested;
     atomic_bool closing; /* set before the connection is closed on purpose */
     bool closed;         /* nats.c ran the closed callback: no callback can follow */
+    bool connection_lost; /* closed without the node asking: cv_node_run fails */
     atomic_bool abandon; /* stopping without a server: workers drop what is still queued */
     /*
      * The server's max_payload, read at connect and at every reconnect:
@@ -81,6 +82,8 @@ struct cv_worker {
     cv_recent_dispatch *recent; /* ring of CV_RECENT_DISPATCHES, durable store only */
     size_t recent_next;
     atomic_bool event_failed;  /* an event publish was refused since the last check */
+    int64_t outbox_logged_ms;  /* when "outbox full" was last logged (monotonic) */
+    size_t outbox_dropped;     /* young outbox entries dropped since then */
 };
 
 /* worker.c */

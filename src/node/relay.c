@@ -38,10 +38,13 @@ static bool has_reply(natsMsg *msg)
 
 bool cv_relay_left_to_stream(natsMsg *msg)
 {
-    /* The relayed copy is also delivered over core NATS; its stream copy is the one to serve. */
-    if (has_header(msg, CV_HEADER_RELAYED_BY))
-        return true;
-    return !has_reply(msg) && has_header(msg, "Orch-Request-Id");
+    /*
+     * The relayed copy is also delivered over core NATS; its stream copy is
+     * the one to serve. A copy marked relayed by a client but without an id
+     * would be dropped from the stream, so it is relayed like any other.
+     */
+    return has_header(msg, "Orch-Request-Id") &&
+           (!has_reply(msg) || has_header(msg, CV_HEADER_RELAYED_BY));
 }
 
 const char *cv_relay_answer_subject(const cv_work *item)

@@ -113,3 +113,33 @@ const char *cv_subject_timer_instance(const char *prefix, const char *subject)
         return NULL;
     return instance;
 }
+
+/* True when a message may be published to subject: no wildcard, space or empty token. */
+static bool is_publish_subject(const char *subject)
+{
+    size_t token = 0;
+    for (const char *c = subject; *c != '\0'; c++) {
+        if (*c == '.') {
+            if (token == 0)
+                return false;
+            token = 0;
+            continue;
+        }
+        if (*c == '*' || *c == '>' || (unsigned char)*c <= ' ' || *c == 0x7f)
+            return false;
+        token++;
+    }
+    return token > 0;
+}
+
+const char *cv_subject_answer_fault(const char *prefix, const char *subject)
+{
+    if (strlen(subject) >= CV_SUBJECT_MAX)
+        return "longer than 511 bytes";
+    if (!is_publish_subject(subject))
+        return "not a subject a message can be published to";
+    size_t p = strlen(prefix);
+    if (strncmp(subject, prefix, p) == 0 && subject[p] == '.')
+        return "inside conveyor's own subjects";
+    return NULL;
+}

@@ -31,6 +31,13 @@ typedef struct cv_reply_address {
  */
 const char *cv_subject_request_process(const char *prefix, const char *subject);
 
+/*
+ * Returns why subject cannot receive the answer to a request (too long,
+ * wildcards or spaces, under "<prefix>."), or NULL when it can. A request's
+ * answer subject may come from a header any client can set.
+ */
+const char *cv_subject_answer_fault(const char *prefix, const char *subject);
+
 /* Parses a reply subject; returns false when it is not one of conveyor's. */
 bool cv_subject_parse_reply(const char *prefix, const char *subject, cv_reply_address *out);
 

@@ -66,9 +66,16 @@ cv_status cv_worker_record_outbox(cv_worker *worker, cv_instance *instance, cons
                              .keep_ms = outbox_keep_ms(worker->node)};
     size_t dropped = 0;
     cv_status st = cv_outbox_record(instance, key, &worker->effects, clock, &dropped);
-    if (dropped > 0)
-        CV_WARN("outbox full instance=%s process=%s key=%s dropped=%zu keep_ms=%lld", instance->id,
-                instance->process->name, key, dropped, (long long)clock.keep_ms);
+    worker->outbox_dropped += dropped;
+    /* A long loop drops one entry per change, so the warning comes at most every 10 s. */
+    int64_t now = cv_clock_mono_ms();
+    if (dropped > 0 && now - worker->outbox_logged_ms >= 10000) {
+        CV_WARN("outbox full instance=%s process=%s key=%s dropped=%zu keep_ms=%lld",
+                instance->id, instance->process->name, key, worker->outbox_dropped,
+                (long long)clock.keep_ms);
+        worker->outbox_logged_ms = now;
+        worker->outbox_dropped = 0;
+    }
     return st;
 }
 
@@ -152,10 +159,31 @@ static cv_status apply_once(cv_worker *worker, const char *id, const cv_step_res
     return st;
 }
 
+typedef struct failed_result {
+    cv_step_result result;
+    char error[CV_ERROR_TEXT_MAX];
+} failed_result;
+
+/*
+ * Turns a successful result whose output would make the instance too large
+ * to store into a permanent failure of its attempt, which fits.
+ */
+static const cv_step_result *as_failure(const cv_step_result *result, const cv_error *err,
+                                        failed_result *out)
+{
+    snprintf(out->error, sizeof out->error, "%s", err->text);
+    out->result = *result;
+    out->result.output = NULL;
+    out->result.error = out->error;
+    out->result.permanent = true;
+    return &out->result;
+}
+
 void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result,
                             cv_work *item)
 {
     cv_error err;
+    failed_result failed;
     for (int attempt = 0; attempt < CV_COMMIT_ATTEMPTS; attempt++) {
         cv_status st = apply_once(worker, id, result, item, &err);
         if (st == CV_OK)
@@ -170,11 +198,18 @@ void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_res
                     id, result->step, result->attempt);
             return;
         }
+        if (st == CV_ERR_LIMIT && result->kind == CV_RESULT_REPLY && result->error == NULL) {
+            CV_WARN("step output not stored instance=%s step=%s attempt=%d error=%s", id,
+                    result->step, result->attempt, cv_log_quote(err.text));
+            result = as_failure(result, &err, &failed);
+            continue;
+        }
         if (st != CV_ERR_CONFLICT) {
             CV_ERROR("reply not applied instance=%s step=%s error=%s", id, result->step,
                      cv_log_quote(err.text));
+            /* Only a NATS failure may pass on a later delivery. */
             if (item != NULL)
-                item->retry_later = true;
+                item->retry_later = st == CV_ERR_NATS;
             return;
         }
         CV_DEBUG("store conflict, applying again instance=%s step=%s", id, result->step);

@@ -58,7 +58,7 @@ static void launch_server(cv_test_server *server)
     snprintf(store, sizeof store, "%s/jetstream", server->dir);
     snprintf(log, sizeof log, "%s/nats-server.log", server->dir);
     char *argv[] = {(char *)server_binary(), "-a", "127.0.0.1", "-p", port, "-js", "-sd", store,
-                    NULL};
+                    server->config[0] != '\0' ? "-c" : NULL, server->config, NULL};
     assert_true(cv_test_process_start(&server->process, argv, log, NULL));
 
     int64_t deadline = cv_clock_mono_ms() + 10000;
@@ -68,7 +68,8 @@ static void launch_server(cv_test_server *server)
         fail_msg("nats-server did not listen on port %d within 10 s; see %s", server->port, log);
 }
 
-void cv_test_server_start(cv_test_server *server)
+/* Gives server a temporary folder and a free port. */
+static void prepare_server(cv_test_server *server)
 {
     memset(server, 0, sizeof *server);
     server->dir = cv_test_temp_dir("conveyor-test");
@@ -76,6 +77,22 @@ void cv_test_server_start(cv_test_server *server)
     server->port = cv_test_free_port();
     assert_true(server->port > 0);
     snprintf(server->url, sizeof server->url, "nats://127.0.0.1:%d", server->port);
+}
+
+void cv_test_server_start(cv_test_server *server)
+{
+    prepare_server(server);
+    launch_server(server);
+}
+
+void cv_test_server_start_config(cv_test_server *server, const char *config_text)
+{
+    prepare_server(server);
+    snprintf(server->config, sizeof server->config, "%s/server.conf", server->dir);
+    FILE *f = fopen(server->config, "w");
+    assert_non_null(f);
+    fputs(config_text, f);
+    fclose(f);
     launch_server(server);
 }
 

@@ -18,10 +18,13 @@ typedef struct cv_test_server {
     int port;
     char url[256]; /* one URL, or a comma-separated list for a cluster */
     char *dir; /* temporary folder: store and logs */
+    char config[600]; /* configuration file, or "" for none */
 } cv_test_server;
 
 /* Starts nats-server -js on 127.0.0.1; fails the test when it does not come up in 10 s. */
 void cv_test_server_start(cv_test_server *server);
+/* The same, with config_text (nats-server configuration syntax) as its configuration file. */
+void cv_test_server_start_config(cv_test_server *server, const char *config_text);
 void cv_test_server_stop(cv_test_server *server);
 
 /*
