@@ -118,6 +118,32 @@ static void submit_wait_prints_final_data(void **state)
     run_free(&r);
 }
 
+/* The instance ended before submit asked: its answer must carry the result, not "running". */
+static void submit_wait_after_plain_publish(void **state)
+{
+    (void)state;
+    natsSubscription *sub = NULL;
+    assert_int_equal(
+        natsConnection_SubscribeSync(&sub, nc, "orch.event.linear.cli-fired-1.instance.completed"),
+        NATS_OK);
+    natsMsg *msg = NULL;
+    assert_int_equal(natsMsg_Create(&msg, "orch.request.linear", NULL, "{}", 2), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(msg, "Orch-Request-Id", "cli-fired-1"), NATS_OK);
+    assert_int_equal(natsConnection_PublishMsg(nc, msg), NATS_OK);
+    natsMsg_Destroy(msg);
+    natsMsg *end = NULL;
+    assert_int_equal(natsSubscription_NextMsg(&end, sub, 10000), NATS_OK);
+    natsMsg_Destroy(end);
+    natsSubscription_Destroy(sub);
+
+    run_result r = submit(NULL, "linear", "{}", "--id=cli-fired-1", "--wait=10");
+    assert_int_equal(r.code, 0);
+    json_t *result = json_loads(r.out, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(result, "status")), "completed");
+    json_decref(result);
+    run_free(&r);
+}
+
 static void submit_reads_file_and_stdin(void **state)
 {
     (void)state;
@@ -257,6 +283,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(submit_prints_instance_id),
         cmocka_unit_test(submit_wait_prints_final_data),
+        cmocka_unit_test(submit_wait_after_plain_publish),
         cmocka_unit_test(submit_reads_file_and_stdin),
         cmocka_unit_test(submit_wait_exits_1_on_failure),
         cmocka_unit_test(submit_wait_exits_3_on_timeout),
