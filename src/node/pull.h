@@ -2,7 +2,9 @@
  * Fetch loops for the shared durable consumers: one thread per consumer
  * pulls batches and routes each message to the worker that owns its
  * instance. Every fetch is a fresh pull request with a short expiry, so
- * after a reconnect or a server restart the loop picks up by itself.
+ * after a reconnect or a server restart the loop picks up by itself. A
+ * loop has a bounded number of messages in flight (pull.c explains why)
+ * and leaves the rest in the stream for whichever node has room.
  */
 #ifndef CV_NODE_PULL_H
 #define CV_NODE_PULL_H
@@ -26,6 +28,7 @@ typedef struct cv_puller {
     pthread_t thread;
     bool started;
     atomic_bool stopping;
+    atomic_int in_flight; /* messages fetched and not yet freed, at most CV_PULL_IN_FLIGHT */
 } cv_puller;
 
 /*

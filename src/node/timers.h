@@ -16,6 +16,7 @@
 #define CV_NODE_TIMERS_H
 
 #include <nats/nats.h>
+#include <stdatomic.h>
 
 #include "engine/effects.h"
 #include "engine/instance.h"
@@ -42,8 +43,9 @@ void cv_local_timers_destroy(cv_local_timers *timers);
 /*
  * timers_stream.c: called by the fetch loop for each TIMERS message. Hands
  * a timer not yet due back to the server with the remaining delay, routes a
- * due one to its worker, and drops a malformed one with a log line.
+ * due one to its worker, counted in *in_flight until it is freed, and drops
+ * a malformed one with a log line.
  */
-void cv_timers_take(cv_node *node, natsMsg *msg, bool redelivered);
+void cv_timers_take(cv_node *node, natsMsg *msg, bool redelivered, atomic_int *in_flight);
 
 #endif

@@ -111,7 +111,7 @@ static bool read_timer(cv_node *node, natsMsg *msg, cv_work *item)
     return item->step != NULL;
 }
 
-void cv_timers_take(cv_node *node, natsMsg *msg, bool redelivered)
+void cv_timers_take(cv_node *node, natsMsg *msg, bool redelivered, atomic_int *in_flight)
 {
     long long due = 0;
     if (!read_number(msg, "Orch-Due", 0, INT64_MAX, &due)) {
@@ -136,6 +136,7 @@ void cv_timers_take(cv_node *node, natsMsg *msg, bool redelivered)
     item->msg = msg;
     item->from_stream = true;
     item->redelivered = redelivered;
+    cv_work_count(item, in_flight);
     if (!read_timer(node, msg, item)) {
         CV_WARN("timer dropped subject=%s reason=\"malformed timer headers\"",
                 natsMsg_GetSubject(msg));

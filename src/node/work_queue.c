@@ -67,10 +67,18 @@ cv_work *cv_work_queue_try_pop(cv_work_queue *queue)
     return item;
 }
 
+void cv_work_count(cv_work *item, atomic_int *in_flight)
+{
+    item->in_flight = in_flight;
+    atomic_fetch_add(in_flight, 1);
+}
+
 void cv_work_free(cv_work *item)
 {
     if (item == NULL)
         return;
+    if (item->in_flight != NULL)
+        atomic_fetch_sub(item->in_flight, 1);
     natsMsg_Destroy(item->msg);
     free(item->step);
     json_decref(item->output);

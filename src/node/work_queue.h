@@ -1,12 +1,14 @@
 /*
  * A worker's inbox: an unbounded FIFO of work items filled by NATS
  * callback threads and by the worker itself, drained by one worker thread.
+ * The fetch loops bound how many stream messages they put in (pull.c).
  */
 #ifndef CV_NODE_WORK_QUEUE_H
 #define CV_NODE_WORK_QUEUE_H
 
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "engine/instance.h"
@@ -29,6 +31,7 @@ typedef struct cv_work {
     bool from_stream;  /* msg came from a JetStream consumer and must be acknowledged */
     bool redelivered;  /* the consumer delivered msg before, to this node or another */
     bool retry_later;  /* set by the handler: a passing failure, deliver msg again */
+    atomic_int *in_flight; /* the count of the puller that fetched msg, or NULL */
     char instance[CV_INSTANCE_ID_MAX + 1];
     /* LOCAL_RESULT and TIMER: */
     cv_result_kind result_kind;
@@ -60,7 +63,10 @@ cv_work *cv_work_queue_pop(cv_work_queue *queue);
 /* Returns the first item without waiting, or NULL when the queue is empty. */
 cv_work *cv_work_queue_try_pop(cv_work_queue *queue);
 
-/* Frees an item and what it owns. */
+/* Counts item in *in_flight until cv_work_free frees it. */
+void cv_work_count(cv_work *item, atomic_int *in_flight);
+
+/* Frees an item and what it owns, and takes it off its puller's count. */
 void cv_work_free(cv_work *item);
 
 #endif
