@@ -132,7 +132,8 @@ void cv_events_publish(cv_worker *worker, const cv_instance *instance, const cha
                        const char *token, json_t *body)
 {
     cv_node *node = worker->node;
-    log_event(instance, kind, body);
+    if (!worker->replaying)
+        log_event(instance, kind, body);
     char subject[CV_SUBJECT_MAX];
     if (!cv_subject_event(subject, node->config.prefix, instance->process->name, instance->id,
                           kind))

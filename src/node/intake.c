@@ -11,7 +11,6 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/text.h"
-#include "engine/outbox.h"
 #include "node/node_internal.h"
 #include "node/subjects.h"
 
@@ -30,7 +29,7 @@ void cv_intake_instance_id(natsMsg *msg, char *out)
     strcpy(out, requested);
 }
 
-/* Sends body to subject, the requester's reply subject; only frees body when subject is NULL. */
+/* Sends body (taken) to subject, the requester's reply subject, unless it is NULL or refused. */
 static void answer(cv_node *node, const char *subject, json_t *body)
 {
     const char *fault = subject != NULL ? cv_subject_answer_fault(node->config.prefix, subject)
@@ -217,18 +216,24 @@ static bool claim_answer(cv_worker *worker, const char *id)
     return false;
 }
 
+/*
+ * The outbox key of a request's start. The two stream copies of a relayed
+ * request have keys of their own, so that when both come back after their
+ * node died, only the one that started the instance publishes its effects.
+ */
+static const char *start_key(const cv_work *item)
+{
+    return cv_relay_is_relayed(item->msg) ? "request.relayed" : "request";
+}
+
 /* Publishes again the first effects of an instance that a dead node may have stored only. */
-static void replay_start(cv_worker *worker, const char *id)
+static void replay_start(cv_worker *worker, const cv_work *item)
 {
     cv_store *store = worker->node->store;
     cv_instance *instance = NULL;
-    if (store->ops->acquire(store, id, worker->rules, &instance, NULL) != CV_OK)
+    if (store->ops->acquire(store, item->instance, worker->rules, &instance, NULL) != CV_OK)
         return;
-    cv_effects_reset(&worker->effects);
-    if (cv_outbox_replay(instance, "request", &worker->effects)) {
-        CV_INFO("effects replayed instance=%s key=request", instance->id);
-        cv_worker_run_effects(worker, instance);
-    }
+    cv_worker_replay(worker, instance, start_key(item));
     store->ops->release(store, instance);
 }
 
@@ -241,7 +246,7 @@ static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *
 {
     bool has_subject = cv_relay_answer_subject(item) != NULL;
     if (item->redelivered) {
-        replay_start(worker, item->instance);
+        replay_start(worker, item);
         answer_started(worker->node, item, process->name);
         return;
     }
@@ -259,7 +264,7 @@ static cv_status start_instance(cv_worker *worker, cv_work *item, cv_instance *i
     cv_status st = cv_supervisor_start(instance, cv_rules_script(worker->rules),
                                        &worker->effects, err);
     if (st == CV_OK && store->durable)
-        st = cv_worker_record_outbox(worker, instance, "request");
+        st = cv_worker_record_outbox(worker, instance, start_key(item));
     if (st == CV_OK)
         st = store->ops->create(store, instance, err);
     return st;

@@ -84,6 +84,7 @@ struct cv_worker {
     atomic_bool event_failed;  /* an event publish was refused since the last check */
     int64_t outbox_logged_ms;  /* when "outbox full" was last logged (monotonic) */
     size_t outbox_dropped;     /* young outbox entries dropped since then */
+    bool replaying;            /* publishing effects again: events are not logged twice */
 };
 
 /* worker.c */
@@ -107,6 +108,12 @@ void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_res
  * logging any entry dropped before its message could have come back.
  */
 cv_status cv_worker_record_outbox(cv_worker *worker, cv_instance *instance, const char *key);
+/*
+ * Publishes again the effects instance's outbox records for message key,
+ * which an earlier delivery stored but may not have sent. Returns false
+ * when the outbox has no record of key.
+ */
+bool cv_worker_replay(cv_worker *worker, cv_instance *instance, const char *key);
 /* Stores, publishes and dispatches what the supervisor decided for instance. */
 void cv_worker_run_effects(cv_worker *worker, cv_instance *instance);
 
@@ -115,6 +122,8 @@ void cv_intake_handle(cv_worker *worker, cv_work *item);
 /* intake.c: the instance id a request asks for, or a new one; "" when the header is invalid. */
 void cv_intake_instance_id(natsMsg *msg, char *out);
 
+/* relay.c: true for a request a node stored again in the stream with its reply subject. */
+bool cv_relay_is_relayed(natsMsg *msg);
 /* relay.c: true for a core copy of a request that its stream copy serves as it is. */
 bool cv_relay_left_to_stream(natsMsg *msg);
 /* relay.c: where to answer the request item; NULL when nobody waits for an answer. */

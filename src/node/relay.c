@@ -36,6 +36,11 @@ static bool has_reply(natsMsg *msg)
     return reply != NULL && reply[0] != '\0';
 }
 
+bool cv_relay_is_relayed(natsMsg *msg)
+{
+    return has_header(msg, CV_HEADER_RELAYED_BY);
+}
+
 bool cv_relay_left_to_stream(natsMsg *msg)
 {
     /*

@@ -87,17 +87,16 @@ static void result_key(const cv_step_result *result, char *buf, size_t size)
              suffix[result->kind]);
 }
 
-/*
- * Publishes again what an earlier delivery of this message stored but may
- * not have sent. Returns false when the instance has no record of it.
- */
-static bool replay_effects(cv_worker *worker, cv_instance *instance, const char *key)
+bool cv_worker_replay(cv_worker *worker, cv_instance *instance, const char *key)
 {
     cv_effects_reset(&worker->effects);
     if (!cv_outbox_replay(instance, key, &worker->effects))
         return false;
     CV_INFO("effects replayed instance=%s key=%s", instance->id, key);
+    /* The events' own lines were logged when they were first published. */
+    worker->replaying = true;
     cv_worker_run_effects(worker, instance);
+    worker->replaying = false;
     return true;
 }
 
@@ -130,7 +129,7 @@ static cv_status apply_once(cv_worker *worker, const char *id, const cv_step_res
 
     char key[CV_ERROR_TEXT_MAX];
     result_key(result, key, sizeof key);
-    if (item != NULL && item->redelivered && replay_effects(worker, instance, key)) {
+    if (item != NULL && item->redelivered && cv_worker_replay(worker, instance, key)) {
         store->ops->release(store, instance);
         return CV_OK;
     }
