@@ -536,10 +536,30 @@ static int command_list(int argc, char **argv)
 
 /* ---- show ---- */
 
-static int print_stored(session *ses, kvStore *kv, const char *id)
+/*
+ * Reads the last entry of id through the bucket's stream leader, as nodes
+ * do: a direct get may be served by any replica, and on a cluster one
+ * replica may lag behind or, after a restart, differ (see README).
+ */
+static natsStatus read_entry(session *ses, const char *id, natsMsg **out)
 {
-    kvEntry *e = NULL;
-    natsStatus s = kvStore_Get(&e, kv, id);
+    char stream[CV_STREAM_NAME_MAX + 8], subject[CV_STREAM_NAME_MAX + 300];
+    snprintf(stream, sizeof stream, "KV_%s", ses->bucket);
+    snprintf(subject, sizeof subject, "$KV.%s.%s", ses->bucket, id);
+    natsStatus s = js_GetLastMsg(out, ses->js, stream, subject, NULL, NULL);
+    const char *operation = NULL;
+    if (s == NATS_OK && natsMsgHeader_Get(*out, "KV-Operation", &operation) == NATS_OK) {
+        natsMsg_Destroy(*out);
+        *out = NULL;
+        s = NATS_NOT_FOUND; /* deleted or purged */
+    }
+    return s;
+}
+
+static int print_stored(session *ses, const char *id)
+{
+    natsMsg *e = NULL;
+    natsStatus s = read_entry(ses, id, &e);
     if (s == NATS_NOT_FOUND) {
         fprintf(stderr, "conveyor %s: no instance %s in bucket %s\n", ses->command, id,
                 ses->bucket);
@@ -551,13 +571,13 @@ static int print_stored(session *ses, kvStore *kv, const char *id)
         return s == NATS_TIMEOUT ? CV_EXIT_TIMEOUT : CV_EXIT_FAILED;
     }
     cv_error err = {0};
-    json_t *doc = parse_stored(kvEntry_Value(e), kvEntry_ValueLen(e), &err);
+    json_t *doc = parse_stored(natsMsg_GetData(e), natsMsg_GetDataLength(e), &err);
     int code = CV_EXIT_FAILED;
     if (doc == NULL) {
         fprintf(stderr, "conveyor %s: key %s does not hold a stored instance: %s\n", ses->command,
                 id, err.text);
     } else {
-        json_object_set_new(doc, "revision", json_integer((json_int_t)kvEntry_Revision(e)));
+        json_object_set_new(doc, "revision", json_integer((json_int_t)natsMsg_GetSequence(e)));
         char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (text != NULL) {
             printf("%s\n", text);
@@ -566,7 +586,7 @@ static int print_stored(session *ses, kvStore *kv, const char *id)
         free(text);
     }
     json_decref(doc);
-    kvEntry_Destroy(e);
+    natsMsg_Destroy(e);
     return code;
 }
 
@@ -589,7 +609,7 @@ static int command_show(int argc, char **argv)
     if (code == CV_EXIT_OK)
         code = open_bucket(&ses, &kv);
     if (code == CV_EXIT_OK)
-        code = print_stored(&ses, kv, positional[0]);
+        code = print_stored(&ses, positional[0]);
     kvStore_Destroy(kv);
     session_close(&ses);
     return code;

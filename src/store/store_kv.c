@@ -336,6 +336,13 @@ static cv_status write_failure(kv_store *k, natsStatus s, const char *id, size_t
                         k->bucket, cv_nats_failure_text(s));
 }
 
+/* True for the delete and purge markers the bucket keeps in place of a value. */
+static bool is_marker(natsMsg *msg)
+{
+    const char *operation = NULL;
+    return natsMsgHeader_Get(msg, "KV-Operation", &operation) == NATS_OK;
+}
+
 /*
  * Finds the revision of the delete or purge marker that is the last entry
  * of key, so that create can write over it. False when the last entry is a
@@ -343,21 +350,18 @@ static cv_status write_failure(kv_store *k, natsStatus s, const char *id, size_t
  */
 static bool find_delete_marker(kv_store *k, const char *key, uint64_t *out)
 {
-    kvEntryList list = {0};
-    kvWatchOptions options;
-    kvWatchOptions_Init(&options);
-    options.Timeout = k->timeout_ms;
-    if (kvStore_History(&list, k->kv, key, &options) != NATS_OK)
+    char subject[KV_SUBJECT_MAX];
+    key_subject(k, key, subject);
+    jsOptions options;
+    jsOptions_Init(&options);
+    options.Wait = k->timeout_ms;
+    natsMsg *msg = NULL;
+    if (js_GetLastMsg(&msg, k->js, k->stream, subject, &options, NULL) != NATS_OK)
         return false;
-    bool found = false;
-    if (list.Count > 0) {
-        kvEntry *last = list.Entries[list.Count - 1];
-        if (kvEntry_Operation(last) != kvOp_Put) {
-            *out = kvEntry_Revision(last);
-            found = true;
-        }
-    }
-    kvEntryList_Destroy(&list);
+    bool found = is_marker(msg);
+    if (found)
+        *out = natsMsg_GetSequence(msg);
+    natsMsg_Destroy(msg);
     return found;
 }
 
@@ -430,13 +434,6 @@ static void stored_value_free(stored_value *v)
 {
     natsMsg_Destroy(v->msg);
     kvEntry_Destroy(v->entry);
-}
-
-/* True for the delete and purge markers the bucket keeps in place of a value. */
-static bool is_marker(natsMsg *msg)
-{
-    const char *operation = NULL;
-    return natsMsgHeader_Get(msg, "KV-Operation", &operation) == NATS_OK;
 }
 
 /* Reads the last entry of key with kvStore_Get, a direct get that any replica may serve. */
