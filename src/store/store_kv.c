@@ -275,6 +275,14 @@ static bool restore_bucket(kv_store *k, uint_fast64_t seen)
  * comes back as a duplicate and is reported as a revision mismatch. No
  * other write repeats the id, since a revision is one stream sequence.
  * A create needs no id: the servers check "no message yet" when applying.
+ *
+ * NOTE: the replicas agree on which id is a repeat only while they remember
+ * the same ids. A restarted server rebuilds its map from the messages it
+ * still stores (stream.go, rebuildDedupe), and the bucket keeps one message
+ * per key, so a write replayed to it after a restart can be applied there
+ * and dropped elsewhere: an attack saw a restarted leader miss finished
+ * instances. A check made when the write is applied, on every replica,
+ * would fix it; a bucket history longer than 1 might only narrow it.
  */
 static natsStatus put_value(kv_store *k, const char *key, const char *text, size_t len,
                             uint64_t expected, uint64_t *revision, jsErrCode *code)
