@@ -167,7 +167,7 @@ static void assert_bucket_settings(void)
     assert_int_equal(js_GetStreamInfo(&info, fx.js, BUCKET_STREAM, NULL, NULL), NATS_OK);
     assert_int_equal(info->Config->Storage, js_FileStorage);
     assert_int_equal(info->Config->Replicas, 1);
-    assert_int_equal(info->Config->MaxMsgsPerSubject, 1);
+    assert_int_equal(info->Config->MaxMsgsPerSubject, 8);
     jsStreamInfo_Destroy(info);
 }
 

@@ -387,7 +387,7 @@ static void deleted_bucket_is_created_again(void **state)
     jsStreamInfo *info = NULL;
     assert_int_equal(js_GetStreamInfo(&info, fx.js, "KV_lazarus", NULL, NULL), NATS_OK);
     assert_int_equal(info->Config->Storage, js_MemoryStorage);
-    assert_int_equal(info->Config->MaxMsgsPerSubject, 1);
+    assert_int_equal(info->Config->MaxMsgsPerSubject, 8);
     assert_int_equal(info->Config->Replicas, 1);
     assert_int_equal(info->State.Msgs, 0);
     jsStreamInfo_Destroy(info);
@@ -418,7 +418,7 @@ static void bucket_created_then_reused(void **state)
     jsStreamInfo *info = NULL;
     assert_int_equal(js_GetStreamInfo(&info, fx.js, "KV_reuse_me", NULL, NULL), NATS_OK);
     assert_int_equal(info->Config->Storage, js_MemoryStorage);
-    assert_int_equal(info->Config->MaxMsgsPerSubject, 1);
+    assert_int_equal(info->Config->MaxMsgsPerSubject, 8);
     assert_int_equal(info->Config->Replicas, 1);
     jsStreamInfo_Destroy(info);
 
