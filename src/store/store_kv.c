@@ -163,7 +163,7 @@ static void key_subject(const kv_store *k, const char *key, char buf[KV_SUBJECT_
  * two nodes, 900 requests over 45 s, one server killed for 15 s and started
  * again), history 1 left the restarted server's copy different in 2 of 2
  * runs (26 instances missing; 73 extra sequence numbers), history 8 in 0
- * of 2. An instance updated more than 8 times within the 2-minute
+ * of 3. An instance updated more than 8 times within the 2-minute
  * duplicate window before a restart can still be affected.
  */
 #define KV_HISTORY 8
