@@ -28,7 +28,7 @@ void cv_test_state_from_args(int argc, char **argv)
         cmocka_set_test_filter(filter);
 }
 
-static const char *server_binary(void)
+const char *cv_test_server_binary(void)
 {
     const char *given = getenv("CV_NATS_SERVER");
     if (given != NULL)
@@ -57,7 +57,7 @@ static void launch_server(cv_test_server *server)
     snprintf(port, sizeof port, "%d", server->port);
     snprintf(store, sizeof store, "%s/jetstream", server->dir);
     snprintf(log, sizeof log, "%s/nats-server.log", server->dir);
-    char *argv[] = {(char *)server_binary(), "-a", "127.0.0.1", "-p", port, "-js", "-sd", store,
+    char *argv[] = {(char *)cv_test_server_binary(), "-a", "127.0.0.1", "-p", port, "-js", "-sd", store,
                     server->config[0] != '\0' ? "-c" : NULL, server->config, NULL};
     assert_true(cv_test_process_start(&server->process, argv, log, NULL));
 

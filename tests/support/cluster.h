@@ -21,6 +21,9 @@ typedef struct cv_test_server {
     char config[600]; /* configuration file, or "" for none */
 } cv_test_server;
 
+/* The nats-server binary: $CV_NATS_SERVER, or Debian's. */
+const char *cv_test_server_binary(void);
+
 /* Starts nats-server -js on 127.0.0.1; fails the test when it does not come up in 10 s. */
 void cv_test_server_start(cv_test_server *server);
 /* The same, with config_text (nats-server configuration syntax) as its configuration file. */

@@ -80,6 +80,21 @@ void cv_test_nats_cluster_stop(cv_test_nats_cluster *cluster)
     cluster->dir[0] = '\0';
 }
 
+void cv_test_nats_cluster_restart(const cv_test_nats_cluster *cluster, const char *name)
+{
+    char conf[600], log[600], pid_path[600];
+    snprintf(conf, sizeof conf, "%s/%s.conf", cluster->dir, name);
+    snprintf(log, sizeof log, "%s/%s-restarted.log", cluster->dir, name);
+    snprintf(pid_path, sizeof pid_path, "%s/%s.pid", cluster->dir, name);
+    char *argv[] = {(char *)cv_test_server_binary(), "-c", conf, NULL};
+    cv_test_process server;
+    assert_true(cv_test_process_start(&server, argv, log, NULL));
+    FILE *f = fopen(pid_path, "w");
+    assert_non_null(f);
+    fprintf(f, "%d\n", (int)server.pid);
+    fclose(f);
+}
+
 pid_t cv_test_nats_cluster_pid(const cv_test_nats_cluster *cluster, const char *name)
 {
     char path[600];

@@ -23,6 +23,12 @@ void cv_test_nats_cluster_start(cv_test_nats_cluster *cluster);
 /* Runs deploy/cluster/stop.sh and removes the folder; safe to call twice. */
 void cv_test_nats_cluster_stop(cv_test_nats_cluster *cluster);
 
+/*
+ * Starts server name ("n1", "n2" or "n3") again on its configuration and
+ * store, after a test killed it, and records its new pid for stop.sh.
+ */
+void cv_test_nats_cluster_restart(const cv_test_nats_cluster *cluster, const char *name);
+
 /* The pid of server "n1", "n2" or "n3", read from its pid file. */
 pid_t cv_test_nats_cluster_pid(const cv_test_nats_cluster *cluster, const char *name);
 
