@@ -381,10 +381,10 @@ static void print_table(const table *t)
 /*
  * With one server of a three-server cluster killed, about half of the
  * requests to create the watcher's consumer went unanswered, while the
- * next request usually worked; with the bucket's leader killed, opening
- * the bucket waited too (seen by hand with nats-server 2.9). So opening
- * and watching get their own JetStream context with a short wait, and a
- * new attempt when the wait runs out.
+ * next request usually worked. With the bucket's leader killed, opening
+ * the bucket waited too (both seen by hand with nats-server 2.9). So
+ * opening and watching get their own JetStream context with a short wait,
+ * and a new attempt when the wait runs out.
  */
 #define WATCH_START_MS 2000
 

@@ -2,7 +2,7 @@
  * Requests: <prefix>.request.<process> with a JSON object body. Every
  * request is answered when it has a reply subject, and logged when it is
  * rejected, so bad input is never dropped silently. With a durable store
- * instances start only from the requests stream (relay.c says why).
+ * instances start only from the requests stream (relay.c explains why).
  */
 #include <stdio.h>
 #include <string.h>
@@ -153,19 +153,17 @@ static bool accept_id(cv_node *node, const cv_work *item)
 /*
  * Answers with the existing instance's process and status, and, once it
  * has ended, its steps and data so that a client waiting for the result
- * gets it even though the events are gone. A repeated request is marked
- * "duplicate".
+ * gets it even though the events are gone. existing is NULL when it could
+ * not be read. A repeated request is marked "duplicate".
  */
 static void answer_existing(cv_worker *worker, const cv_work *item, const cv_process *process,
-                            bool duplicate)
+                            const cv_instance *existing, bool duplicate)
 {
-    cv_store *store = worker->node->store;
-    cv_instance *existing = NULL;
     json_t *body = json_pack("{s:s, s:s, s:s}", "instance", item->instance, "process",
                              process->name, "status", "running");
     if (duplicate)
         json_object_set_new(body, "duplicate", json_true());
-    if (store->ops->acquire(store, item->instance, worker->rules, &existing, NULL) == CV_OK) {
+    if (existing != NULL) {
         json_object_set_new(body, "process", json_string(existing->process->name));
         json_object_set_new(body, "status",
                             json_string(cv_instance_status_name(existing->status)));
@@ -175,7 +173,6 @@ static void answer_existing(cv_worker *worker, const cv_work *item, const cv_pro
             if (existing->error != NULL)
                 json_object_set_new(body, "error", cv_json_text(existing->error));
         }
-        store->ops->release(store, existing);
     }
     /* The second stream copy of a relayed request is expected, so it logs at debug. */
     const char *subject = cv_relay_answer_subject(item);
@@ -188,32 +185,36 @@ static void answer_existing(cv_worker *worker, const cv_work *item, const cv_pro
 }
 
 /*
- * A request with a reply subject and an id reaches ORCH_REQUESTS twice: as
- * sent, and relayed with its reply subject. Either copy may start the
- * instance; the relayed one must not be answered as a duplicate even when
- * it comes second. The first copy with a reply subject to find an instance
- * nobody was answered for claims it. A repeat of a request sent without a
- * reply subject claims it too, so its answer carries the instance's status
- * (and result, once ended) without the duplicate mark.
+ * Answers a request whose instance exists. A request with a reply subject
+ * and an id reaches ORCH_REQUESTS twice: as sent, and relayed with its
+ * reply subject. Either copy may start the instance, and the relayed one
+ * must not be answered as a duplicate even when it comes second. So the
+ * first copy with a reply subject to find an instance nobody was answered
+ * for claims it. A repeat of a request sent without a reply subject claims
+ * it too, and its answer carries the instance's status (and result, once
+ * ended) without the duplicate mark.
  */
-static bool claim_answer(cv_worker *worker, const char *id)
+static void answer_or_claim(cv_worker *worker, const cv_work *item, const cv_process *process)
 {
     cv_store *store = worker->node->store;
+    bool wants_answer = cv_relay_answer_subject(item) != NULL;
     for (int attempt = 0; attempt < 8; attempt++) {
-        cv_instance *instance = NULL;
-        if (store->ops->acquire(store, id, worker->rules, &instance, NULL) != CV_OK)
-            return false;
-        bool claimed = !instance->answered;
+        cv_instance *existing = NULL;
+        if (store->ops->acquire(store, item->instance, worker->rules, &existing, NULL) != CV_OK)
+            break;
+        bool claimed = wants_answer && !existing->answered;
         cv_status st = CV_OK;
         if (claimed) {
-            instance->answered = true;
-            st = store->ops->commit(store, instance, NULL);
+            existing->answered = true;
+            st = store->ops->commit(store, existing, NULL);
         }
-        store->ops->release(store, instance);
         if (st != CV_ERR_CONFLICT)
-            return claimed && st == CV_OK;
+            answer_existing(worker, item, process, existing, !(claimed && st == CV_OK));
+        store->ops->release(store, existing);
+        if (st != CV_ERR_CONFLICT)
+            return;
     }
-    return false;
+    answer_existing(worker, item, process, NULL, true);
 }
 
 /*
@@ -244,15 +245,12 @@ static void replay_start(cv_worker *worker, const cv_work *item)
  */
 static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *process)
 {
-    bool has_subject = cv_relay_answer_subject(item) != NULL;
     if (item->redelivered) {
         replay_start(worker, item);
         answer_started(worker->node, item, process->name);
         return;
     }
-    /* The instance may have ended already if a copy without a reply subject started it. */
-    bool claimed = has_subject && claim_answer(worker, item->instance);
-    answer_existing(worker, item, process, !claimed);
+    answer_or_claim(worker, item, process);
 }
 
 static cv_status start_instance(cv_worker *worker, cv_work *item, cv_instance *instance,

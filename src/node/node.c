@@ -114,9 +114,9 @@ static void on_closed(natsConnection *nc, void *closure)
     (void)nc;
     cv_node *node = closure;
     /*
-     * Closed without our asking, after a protocol error say, the connection
-     * never comes back: the node stops and exits non-zero, so that whatever
-     * supervises it starts a fresh one.
+     * A connection closed without our asking (after a protocol error, for
+     * example) never comes back. The node stops and exits non-zero, so that
+     * whatever supervises it starts a fresh one.
      */
     bool unexpected = !atomic_load(&node->closing);
     if (unexpected)

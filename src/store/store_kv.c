@@ -159,12 +159,13 @@ static void key_subject(const kv_store *k, const char *key, char buf[KV_SUBJECT_
  * Revisions the bucket keeps per instance. A restarted server rebuilds the
  * map of message ids that put_value relies on from the messages it still
  * stores, so with one revision it forgot the ids of replaced values and
- * applied replayed updates a second time. In a by-hand test (three servers,
- * two nodes, 900 requests over 45 s, one server killed for 15 s and started
- * again), history 1 left the restarted server's copy different in 2 of 2
- * runs (26 instances missing; 73 extra sequence numbers), history 8 in 0
- * of 3. An instance updated more than 8 times within the 2-minute
- * duplicate window before a restart can still be affected.
+ * applied replayed updates a second time. A by-hand test ran three
+ * servers, two nodes and 900 requests over 45 s, with one server killed for
+ * 15 s and started again. With history 1 the restarted server's copy
+ * differed in 2 of 2 runs (26 instances missing, or 73 extra sequence
+ * numbers); with history 8 it matched in 3 of 3. An instance updated more
+ * than 8 times within the 2-minute duplicate window before a restart can
+ * still be affected.
  */
 #define KV_HISTORY 8
 
@@ -294,7 +295,7 @@ static bool restore_bucket(kv_store *k, uint_fast64_t seen)
  * still stores (stream.go, rebuildDedupe), so a write replayed to it after
  * a restart can be applied there and dropped elsewhere if the id's message
  * was replaced meanwhile. KV_HISTORY keeps the last revisions for that
- * reason, which narrows the gap; a check of the expected revision made on
+ * reason, which narrows the gap. A check of the expected revision made on
  * every replica when the write is applied would close it.
  */
 static natsStatus put_value(kv_store *k, const char *key, const char *text, size_t len,

@@ -335,6 +335,15 @@ static void write_who(cv_store *store, const char *id, const char *name)
     store->ops->release(store, instance);
 }
 
+/* Creates instance id of process "linear", then writes name into it. */
+static void create_who(cv_store *store, const char *id, const char *name)
+{
+    cv_instance *instance = new_instance(id, "linear");
+    create_ok(store, instance);
+    store->ops->release(store, instance);
+    write_who(store, id, name);
+}
+
 /*
  * Revisions start again from 1 when an operator deletes the bucket and a
  * node creates it anew, so a revision alone does not show that what a
@@ -344,17 +353,11 @@ static void recreated_bucket_is_read_again(void **state)
 {
     (void)state;
     cv_store *node_a = open_store("reborn", CV_STORE_KV_FILE);
-    cv_instance *first = new_instance("phoenix", "linear");
-    create_ok(node_a, first);
-    node_a->ops->release(node_a, first);
-    write_who(node_a, "phoenix", "first life");
+    create_who(node_a, "phoenix", "first life");
 
     assert_int_equal(js_DeleteStream(fx.js, "KV_reborn", NULL, NULL), NATS_OK);
     cv_store *node_b = open_store("reborn", CV_STORE_KV_FILE);
-    cv_instance *second = new_instance("phoenix", "linear");
-    create_ok(node_b, second);
-    node_b->ops->release(node_b, second);
-    write_who(node_b, "phoenix", "second life");
+    create_who(node_b, "phoenix", "second life");
 
     cv_instance *seen = acquire_ok(node_a, "phoenix");
     assert_string_equal(data_text(seen, "who"), "second life");
@@ -373,10 +376,7 @@ static void deleted_bucket_is_created_again(void **state)
 {
     (void)state;
     cv_store *store = open_store("lazarus", CV_STORE_KV_MEMORY);
-    cv_instance *first = new_instance("lazarus-1", "linear");
-    create_ok(store, first);
-    store->ops->release(store, first);
-    write_who(store, "lazarus-1", "first life");
+    create_who(store, "lazarus-1", "first life");
 
     assert_int_equal(js_DeleteStream(fx.js, "KV_lazarus", NULL, NULL), NATS_OK);
     cv_instance *missing = NULL;
