@@ -84,7 +84,9 @@ bool cv_store_kv_parse_storage(const char *text, cv_store_kv_storage *out);
  * The kv store: instances in a JetStream key-value bucket, one key per
  * instance id, written with compare-and-set on the entry's revision so
  * that several nodes can share it. Creates the bucket (history 8) when it
- * is missing; an existing bucket is used with its own configuration. When
+ * is missing; an existing bucket is used with its own configuration. A
+ * bucket with replicas also gets the stream CLAIMS_<bucket> (kv_claims.h),
+ * created the same way. When
  * an operation later finds the bucket deleted, creates it again with
  * options and logs a warning. The instances it contained are lost.
  * Borrows nc, which must outlive the store. options may be NULL. Fails

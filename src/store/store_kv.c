@@ -44,6 +44,7 @@
 #include "core/natsx.h"
 #include "core/text.h"
 #include "store/kv_cache.h"
+#include "store/kv_claims.h"
 #include "store/store.h"
 
 /* "wrong last sequence" from a clustered stream; nats.c 3.4 has no name for it. */
@@ -72,6 +73,7 @@ typedef struct kv_store {
     kvStore *kv;
     int64_t timeout_ms;
     cv_kv_cache *cache; /* instances this node wrote, by the revision it wrote */
+    cv_kv_claims *claims; /* NULL unless the bucket has replicas: see put_value */
     bool leader_reads;  /* the bucket has replicas: see read_last */
     jsStorageType storage; /* for creating the bucket, at start-up or again */
     int replicas;
@@ -156,16 +158,13 @@ static void key_subject(const kv_store *k, const char *key, char buf[KV_SUBJECT_
 /* ---- the bucket itself ---- */
 
 /*
- * Revisions the bucket keeps per instance. A restarted server rebuilds the
- * map of message ids that put_value relies on from the messages it still
- * stores, so with one revision it forgot the ids of replaced values and
- * applied replayed updates a second time. A by-hand test ran three
- * servers, two nodes and 900 requests over 45 s, with one server killed for
- * 15 s and started again. With history 1 the restarted server's copy
- * differed in 2 of 2 runs (26 instances missing, or 73 extra sequence
- * numbers); with history 8 it matched in 3 of 3. An instance updated more
- * than 8 times within the 2-minute duplicate window before a restart can
- * still be affected.
+ * Revisions the bucket keeps per instance. A server started again after
+ * being killed decides once more on the writes at the end of its log, and
+ * drops an update there by its message id only while it still stores the
+ * message carrying that id. Revision claims (kv_claims.h) keep rejected
+ * writes out of a replicated bucket's log, which is what made such a
+ * replay differ. The history covers the rare rejection left: a claim that
+ * expired while its writer was still writing.
  */
 #define KV_HISTORY 8
 
@@ -283,23 +282,15 @@ static bool restore_bucket(kv_store *k, uint_fast64_t seen)
  * nats-server 2.9.10 checks the expected revision of a write to a
  * clustered stream only before proposing it (server/jetstream_cluster.go,
  * processClusteredInboundMsg), so two writes from one revision proposed
- * together can both be accepted: a lost update. The message id
- * "<key>@<revision>" closes that gap, because every replica drops a
- * repeated id when it applies the write, in log order. The second write
- * comes back as a duplicate and is reported as a revision mismatch. No
- * other write repeats the id, since a revision is one stream sequence.
- * A create needs no id: the servers check "no message yet" when applying.
- *
- * NOTE: the replicas agree on which id is a repeat only while they remember
- * the same ids. A restarted server rebuilds its map from the messages it
- * still stores (stream.go, rebuildDedupe), so a write replayed to it after
- * a restart can be applied there and dropped elsewhere if the id's message
- * was replaced meanwhile. KV_HISTORY keeps the last revisions for that
- * reason, which narrows the gap. A check of the expected revision made on
- * every replica when the write is applied would close it.
+ * together can both be accepted: a lost update. On a replicated bucket a
+ * revision claim (kv_claims.h) lets only one writer go on. The message id
+ * "<key>@<revision>" stays as a second guard, because every replica drops
+ * a repeated id when it applies the write. A repeat comes back as a
+ * duplicate and is reported as a revision mismatch. A create needs no id:
+ * the servers check "no message yet" when applying.
  */
-static natsStatus put_value(kv_store *k, const char *key, const char *text, size_t len,
-                            uint64_t expected, uint64_t *revision, jsErrCode *code)
+static natsStatus write_value(kv_store *k, const char *key, const char *text, size_t len,
+                              uint64_t expected, uint64_t *revision, jsErrCode *code)
 {
     char subject[KV_SUBJECT_MAX];
     key_subject(k, key, subject);
@@ -327,6 +318,57 @@ static natsStatus put_value(kv_store *k, const char *key, const char *text, size
     }
     jsPubAck_Destroy(ack);
     return s;
+}
+
+/* Reads the last entry of key, a value or a marker, through the stream leader. */
+static natsStatus last_entry(kv_store *k, const char *key, natsMsg **out)
+{
+    char subject[KV_SUBJECT_MAX];
+    key_subject(k, key, subject);
+    jsOptions options;
+    jsOptions_Init(&options);
+    options.Wait = k->timeout_ms;
+    return js_GetLastMsg(out, k->js, k->stream, subject, &options, NULL);
+}
+
+/* Sets *found when key has any entry in the bucket. */
+static natsStatus find_entry(kv_store *k, const char *key, bool *found)
+{
+    natsMsg *msg = NULL;
+    natsStatus s = last_entry(k, key, &msg);
+    natsMsg_Destroy(msg);
+    *found = s == NATS_OK;
+    return s == NATS_NOT_FOUND ? NATS_OK : s;
+}
+
+/*
+ * write_value, after a revision claim on a replicated bucket. A writer that
+ * loses the claim, or finds that its claimed create would fail, writes
+ * nothing, so the bucket's log contains no rejected write (kv_claims.h).
+ */
+static natsStatus put_value(kv_store *k, const char *key, const char *text, size_t len,
+                            uint64_t expected, uint64_t *revision, jsErrCode *code)
+{
+    *code = 0;
+    if (k->claims == NULL)
+        return write_value(k, key, text, len, expected, revision, code);
+
+    natsStatus s = NATS_OK;
+    cv_kv_claim claim = cv_kv_claims_take(k->claims, key, expected, &s);
+    if (claim == CV_KV_CLAIM_FAILED)
+        return s;
+    bool taken = claim == CV_KV_CLAIM_TAKEN;
+    /* A create is claimed again once an earlier claim of it expired, when the key may exist. */
+    if (!taken && expected == 0) {
+        s = find_entry(k, key, &taken);
+        if (s != NATS_OK)
+            return s;
+    }
+    if (taken) {
+        *code = JSStreamWrongLastSequenceErr;
+        return NATS_ERR;
+    }
+    return write_value(k, key, text, len, expected, revision, code);
 }
 
 /*
@@ -372,13 +414,8 @@ static bool is_marker(natsMsg *msg)
  */
 static bool find_delete_marker(kv_store *k, const char *key, uint64_t *out)
 {
-    char subject[KV_SUBJECT_MAX];
-    key_subject(k, key, subject);
-    jsOptions options;
-    jsOptions_Init(&options);
-    options.Wait = k->timeout_ms;
     natsMsg *msg = NULL;
-    if (js_GetLastMsg(&msg, k->js, k->stream, subject, &options, NULL) != NATS_OK)
+    if (last_entry(k, key, &msg) != NATS_OK)
         return false;
     bool found = is_marker(msg);
     if (found)
@@ -616,6 +653,7 @@ static void kv_destroy(cv_store *store)
 {
     kv_store *k = (kv_store *)store;
     cv_kv_cache_destroy(k->cache);
+    cv_kv_claims_destroy(k->claims);
     kvStore_Destroy(k->kv);
     jsCtx_Destroy(k->js);
     pthread_mutex_destroy(&k->restore_lock);
@@ -646,9 +684,13 @@ static cv_status open_bucket(kv_store *k, cv_error *err)
         return cv_error_set(err, CV_ERR_NATS, "cannot open or create key-value bucket %s: %s",
                             k->bucket, cv_nats_failure_text(s));
     kvStatus *status = NULL;
+    int replicas = 1;
     if (kvStore_Status(&status, k->kv) == NATS_OK)
-        k->leader_reads = kvStatus_Replicas(status) > 1;
+        replicas = (int)kvStatus_Replicas(status);
     kvStatus_Destroy(status);
+    k->leader_reads = replicas > 1;
+    if (replicas > 1)
+        return cv_kv_claims_open(&k->claims, k->js, k->bucket, k->storage, replicas, err);
     return CV_OK;
 }
 

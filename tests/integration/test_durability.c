@@ -461,57 +461,6 @@ static void assert_list_answers(const cv_test_server *servers, int tries)
     }
 }
 
-typedef struct stream_view {
-    uint64_t msgs;
-    uint64_t last_seq;
-} stream_view;
-
-/*
- * Reads the bucket's stream state as server name stores it: stream info
- * comes from the leader, so leadership is handed on until name has it.
- */
-static stream_view view_of(natsConnection *nc, jsCtx *js, const char *name)
-{
-    for (int tries = 0; tries < 20; tries++) {
-        jsStreamInfo *info = NULL;
-        if (js_GetStreamInfo(&info, js, "KV_orch_instances", NULL, NULL) == NATS_OK &&
-            info->Cluster != NULL && info->Cluster->Leader != NULL &&
-            strcmp(info->Cluster->Leader, name) == 0) {
-            stream_view view = {info->State.Msgs, info->State.LastSeq};
-            jsStreamInfo_Destroy(info);
-            return view;
-        }
-        jsStreamInfo_Destroy(info);
-        natsMsg *reply = NULL;
-        const char *step_down = "$JS.API.STREAM.LEADER.STEPDOWN.KV_orch_instances";
-        natsConnection_RequestString(&reply, nc, step_down, "", 5000);
-        natsMsg_Destroy(reply);
-        sleep(2);
-    }
-    fail_msg("server %s never became leader of KV_orch_instances", name);
-    return (stream_view){0};
-}
-
-/* Every server must hold the same copy of the bucket, the restarted one included. */
-static void assert_replicas_agree(natsConnection *nc)
-{
-    jsCtx *js = NULL;
-    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    sleep(3); /* the restarted server catches up */
-    stream_view views[3];
-    const char *names[] = {"n1", "n2", "n3"};
-    for (int i = 0; i < 3; i++)
-        views[i] = view_of(nc, js, names[i]);
-    for (int i = 1; i < 3; i++) {
-        if (views[i].msgs != views[0].msgs || views[i].last_seq != views[0].last_seq)
-            fail_msg("server %s holds %llu messages up to %llu, server n1 %llu up to %llu",
-                     names[i], (unsigned long long)views[i].msgs,
-                     (unsigned long long)views[i].last_seq, (unsigned long long)views[0].msgs,
-                     (unsigned long long)views[0].last_seq);
-    }
-    jsCtx_Destroy(js);
-}
-
 static void cluster_loses_a_server(void **state)
 {
     (void)state;
@@ -550,7 +499,7 @@ static void cluster_loses_a_server(void **state)
     cv_test_nats_cluster_restart(&cluster, "n2");
     wait_seen(&events, "rejoin", total, 180000);
     assert_once_by_event_id(&events, "rejoin", total);
-    assert_replicas_agree(nc);
+    cv_test_nats_cluster_assert_replicas_agree(nc, "KV_orch_instances");
 
     cv_test_module_stop(&echo);
     cv_test_recorder_stop(&events);

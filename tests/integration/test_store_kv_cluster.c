@@ -5,8 +5,10 @@
  * commit per round may succeed, and the stored document must be the
  * winner's. Anything else is a lost update, which completes a step twice.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -82,6 +84,7 @@ typedef struct writer {
     pthread_barrier_t *start;
     cv_store *store;
     cv_instance *instance; /* read at the round's revision, changed by this writer */
+    bool create;           /* create instance instead of committing it */
     cv_status status;
     char failure[CV_ERROR_TEXT_MAX];
 } writer;
@@ -91,7 +94,8 @@ static void *commit_at_barrier(void *arg)
     writer *w = arg;
     cv_error err = {0};
     pthread_barrier_wait(w->start);
-    w->status = w->store->ops->commit(w->store, w->instance, &err);
+    w->status = w->create ? w->store->ops->create(w->store, w->instance, &err)
+                          : w->store->ops->commit(w->store, w->instance, &err);
     if (w->status != CV_OK)
         snprintf(w->failure, sizeof w->failure, "%s", err.text);
     return NULL;
@@ -190,11 +194,84 @@ static void deleted_instance_is_not_found(void **state)
     jsCtx_Destroy(js);
 }
 
+/* Two writers create id at the same moment: one must succeed, the other find it taken. */
+static void create_twice(const cv_process *process, const char *id)
+{
+    writer writers[2];
+    pthread_t threads[2];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    for (int i = 0; i < 2; i++) {
+        writers[i] = (writer){.start = &start, .store = fx.store[i], .create = true,
+                              .instance = cv_instance_create(id, process, json_object())};
+        assert_int_equal(pthread_create(&threads[i], NULL, commit_at_barrier, &writers[i]), 0);
+    }
+    int created = 0;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        if (writers[i].status == CV_OK)
+            created++;
+        else if (writers[i].status != CV_ERR_EXISTS)
+            fail_msg("creating %s: %s", id, writers[i].failure);
+        writers[i].store->ops->release(writers[i].store, writers[i].instance);
+    }
+    pthread_barrier_destroy(&start);
+    assert_int_equal(created, 1);
+}
+
+static void commit_ok(cv_store *store, const char *id, int n)
+{
+    cv_instance *instance = acquire_ok(store, id);
+    json_object_set_new(instance->data, "n", json_integer(n));
+    cv_error err = {0};
+    if (store->ops->commit(store, instance, &err) != CV_OK)
+        fail_msg("commit %d of %s: %s", n, id, err.text);
+    store->ops->release(store, instance);
+}
+
+static void kill_server(const char *name)
+{
+    pid_t victim = cv_test_nats_cluster_pid(&fx.cluster, name);
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    /* started by deploy/cluster/start.sh, so not this program's child to wait for */
+    for (int i = 0; i < 100 && (kill(victim, 0) == 0 || errno != ESRCH); i++)
+        usleep(50000);
+}
+
+#define HOT_KEYS 30
+#define HOT_UPDATES 12 /* more than the bucket keeps revisions of each key */
+
+/*
+ * A server killed and started again decides once more on the writes at the
+ * end of its log, using what it stored before it died. Each decision must
+ * match the first one: for the losers of races, for a second create of one
+ * key, and for writes whose message a later revision replaced. Otherwise
+ * that server's copy of the bucket differs from the others' from then on.
+ */
+static void restarted_server_stores_the_same_bucket(void **state)
+{
+    (void)state;
+    const cv_process *process = cv_rules_find_process(fx.rules, "linear");
+    for (int key = 0; key < HOT_KEYS; key++) {
+        char id[32];
+        snprintf(id, sizeof id, "hot-%d", key);
+        create_twice(process, id);
+        race_once(id, 1);
+        for (int n = 0; n < HOT_UPDATES; n++)
+            commit_ok(fx.store[n % 2], id, n);
+    }
+    sleep(1); /* every server applies the last write */
+    kill_server("n2");
+    cv_test_nats_cluster_restart(&fx.cluster, "n2");
+    cv_test_nats_cluster_assert_replicas_agree(fx.nc[0], "KV_race");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(writers_from_one_revision_one_wins),
         cmocka_unit_test(deleted_instance_is_not_found),
+        cmocka_unit_test(restarted_server_stores_the_same_bucket),
     };
     int failed = cmocka_run_group_tests_name("kv store on a cluster", tests, setup, teardown);
     nats_Close();

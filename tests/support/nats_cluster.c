@@ -106,3 +106,50 @@ pid_t cv_test_nats_cluster_pid(const cv_test_nats_cluster *cluster, const char *
     fclose(f);
     return (pid_t)pid;
 }
+
+typedef struct stream_view {
+    uint64_t msgs;
+    uint64_t last_seq;
+} stream_view;
+
+/* The state of stream as server name stores it: leadership moves on until name has it. */
+static stream_view view_of(natsConnection *nc, jsCtx *js, const char *stream, const char *name)
+{
+    char step_down[300];
+    snprintf(step_down, sizeof step_down, "$JS.API.STREAM.LEADER.STEPDOWN.%s", stream);
+    for (int tries = 0; tries < 20; tries++) {
+        jsStreamInfo *info = NULL;
+        if (js_GetStreamInfo(&info, js, stream, NULL, NULL) == NATS_OK && info->Cluster != NULL &&
+            info->Cluster->Leader != NULL && strcmp(info->Cluster->Leader, name) == 0) {
+            stream_view view = {info->State.Msgs, info->State.LastSeq};
+            jsStreamInfo_Destroy(info);
+            return view;
+        }
+        jsStreamInfo_Destroy(info);
+        natsMsg *reply = NULL;
+        natsConnection_RequestString(&reply, nc, step_down, "", 5000);
+        natsMsg_Destroy(reply);
+        sleep(2);
+    }
+    fail_msg("server %s never became leader of %s", name, stream);
+    return (stream_view){0};
+}
+
+void cv_test_nats_cluster_assert_replicas_agree(natsConnection *nc, const char *stream)
+{
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    sleep(3); /* a restarted server catches up */
+    stream_view views[3];
+    const char *names[] = {"n1", "n2", "n3"};
+    for (int i = 0; i < 3; i++)
+        views[i] = view_of(nc, js, stream, names[i]);
+    for (int i = 1; i < 3; i++) {
+        if (views[i].msgs != views[0].msgs || views[i].last_seq != views[0].last_seq)
+            fail_msg("%s: server %s holds %llu messages up to %llu, server n1 %llu up to %llu",
+                     stream, names[i], (unsigned long long)views[i].msgs,
+                     (unsigned long long)views[i].last_seq, (unsigned long long)views[0].msgs,
+                     (unsigned long long)views[0].last_seq);
+    }
+    jsCtx_Destroy(js);
+}

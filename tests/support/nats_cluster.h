@@ -9,6 +9,8 @@
 
 #include <sys/types.h>
 
+#include <nats/nats.h>
+
 #include "support/cluster.h"
 
 typedef struct cv_test_nats_cluster {
@@ -31,5 +33,12 @@ void cv_test_nats_cluster_restart(const cv_test_nats_cluster *cluster, const cha
 
 /* The pid of server "n1", "n2" or "n3", read from its pid file. */
 pid_t cv_test_nats_cluster_pid(const cv_test_nats_cluster *cluster, const char *name);
+
+/*
+ * Fails the test unless every server stores the same number of messages up
+ * to the same last sequence in stream. Stream info comes from the leader,
+ * so leadership is handed to each server in turn; nc may be on any of them.
+ */
+void cv_test_nats_cluster_assert_replicas_agree(natsConnection *nc, const char *stream);
 
 #endif
