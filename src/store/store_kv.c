@@ -629,7 +629,7 @@ static cv_status kv_commit(cv_store *store, cv_instance *instance, cv_error *err
     } else if (is_revision_mismatch(code)) {
         st = cv_error_set(err, CV_ERR_CONFLICT,
                           "instance %s changed in bucket %s since revision %" PRIu64
-                          " was read",
+                          " was read, or another writer claimed that revision",
                           instance->id, k->bucket, instance->revision);
     } else {
         st = write_failure(k, s, instance->id, len, err);

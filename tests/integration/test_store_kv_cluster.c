@@ -238,6 +238,48 @@ static void kill_server(const char *name)
         usleep(50000);
 }
 
+/*
+ * A node that dies between claiming a revision and writing it leaves its
+ * claim behind. Other writers lose to it until it expires, then write.
+ */
+static void dead_writers_claim_expires(void **state)
+{
+    (void)state;
+    const cv_process *process = cv_rules_find_process(fx.rules, "linear");
+    cv_instance *created = cv_instance_create("orphaned", process, json_object());
+    cv_error err = {0};
+    if (fx.store[0]->ops->create(fx.store[0], created, &err) != CV_OK)
+        fail_msg("create: %s", err.text);
+    uint64_t revision = created->revision;
+    fx.store[0]->ops->release(fx.store[0], created);
+
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, fx.nc[0], NULL), NATS_OK);
+    char subject[128];
+    snprintf(subject, sizeof subject, "$CLAIMS.race.orphaned.%llu", (unsigned long long)revision);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.ExpectNoMessage = true;
+    assert_int_equal(js_Publish(NULL, js, subject, "dead-node", 9, &po, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+
+    cv_instance *instance = acquire_ok(fx.store[1], "orphaned");
+    json_object_set_new(instance->data, "writer", json_string("alive"));
+    assert_int_equal(fx.store[1]->ops->commit(fx.store[1], instance, &err), CV_ERR_CONFLICT);
+    cv_status st = CV_ERR_CONFLICT;
+    for (int tries = 0; tries < 40 && st == CV_ERR_CONFLICT; tries++) {
+        usleep(500000);
+        st = fx.store[1]->ops->commit(fx.store[1], instance, &err);
+    }
+    if (st != CV_OK)
+        fail_msg("commit after the claim expired: %s", err.text);
+    fx.store[1]->ops->release(fx.store[1], instance);
+
+    cv_instance *stored = acquire_ok(fx.store[0], "orphaned");
+    assert_string_equal(json_string_value(json_object_get(stored->data, "writer")), "alive");
+    fx.store[0]->ops->release(fx.store[0], stored);
+}
+
 #define HOT_KEYS 30
 #define HOT_UPDATES 12 /* more than the bucket keeps revisions of each key */
 
@@ -271,6 +313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(writers_from_one_revision_one_wins),
         cmocka_unit_test(deleted_instance_is_not_found),
+        cmocka_unit_test(dead_writers_claim_expires),
         cmocka_unit_test(restarted_server_stores_the_same_bucket),
     };
     int failed = cmocka_run_group_tests_name("kv store on a cluster", tests, setup, teardown);
