@@ -6,6 +6,14 @@
  *   Orch-Due: wall-clock milliseconds since the epoch
  * Its Nats-Msg-Id names the attempt and the kind, so a timer published
  * again from the outbox is stored once.
+ *
+ * NOTE: on a cluster the repeat stays in the replicated log as a rejected
+ * entry. A server killed and started again within about two minutes
+ * (before its next stream snapshot) decides on the end of its log once
+ * more. If the first copy was already acknowledged and removed, it stores
+ * the repeat, so while it leads the timer can fire a second time. Queue
+ * tasks (transport_queue.c) share this. Firing a timer twice is harmless,
+ * and an answer to a task of an ended attempt is ignored.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -9,8 +9,10 @@
 # stays meaningful on a busy or slow machine.
 #
 # Builds a Release build in build-bench/, starts its own nats-server
-# (JetStream on, temporary store, free port on 127.0.0.1), conveyor nodes
-# and modules, and stops each by its pid when done. It is not part of
+# (JetStream on, temporary store, free port on 127.0.0.1), a three-server
+# cluster with deploy/cluster/start.sh on random loopback ports from 30000
+# (scenario 6), conveyor nodes and modules, and stops each by its pid when
+# done. It is not part of
 # ./tests/run.sh. Takes about five minutes on 2 cores.
 #
 # Each throughput figure is the best of BENCH_ROUNDS runs (default 3), and
@@ -51,6 +53,7 @@ cleanup() {
   for pid in "${pids[@]}"; do
     stop_pid "$pid"
   done
+  if [ -f "$tmp/cluster/n1.pid" ]; then "$root/deploy/cluster/stop.sh" "$tmp/cluster" >/dev/null 2>&1; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -68,10 +71,11 @@ conveyor="$build/conveyor"
 : >"$results"
 
 # ---- processes --------------------------------------------------------------
-# Waits up to 10 s for a file to contain a pattern; returns 1 when it does not.
+# wait_for FILE PATTERN [PID [TENTHS]]: waits up to TENTHS tenths of a second (default 100,
+# 10 s) for FILE to contain PATTERN; returns 1 when it does not or PID exits first.
 wait_for() {
   local file=$1 pattern=$2 pid=${3:-} i
-  for i in $(seq 1 100); do
+  for i in $(seq 1 "${4:-100}"); do
     if [ -f "$file" ] && grep -q -- "$pattern" "$file"; then return 0; fi
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
     sleep 0.1
@@ -284,6 +288,50 @@ EOF
 fi
 printf 'http: %s\n' "$http_reason" >>"$results"
 
+# ---- scenario 6: kv on a three-server cluster -----------------------------------
+# The bucket and streams have three replicas, so every write is replicated
+# before it is acknowledged, and a replicated bucket's writes are claimed
+# first (src/store/kv_claims.h). The driver and the floor's client use
+# server n1, the modules n2, so requests and steps also cross a route.
+log "three-server cluster: floor and conveyor kv --replicas 3 at W=1 and W=256"
+have_cluster=0
+cluster_base=$(( (RANDOM % 2000) * 3 + 30000 ))
+if cluster_urls=$("$root/deploy/cluster/start.sh" "$tmp/cluster" "$cluster_base" \
+  "$((cluster_base + 3))" 2>"$tmp/cluster.err"); then
+  node_url=$url
+  url="nats://127.0.0.1:$cluster_base"
+  module_url="nats://127.0.0.1:$((cluster_base + 1))"
+  for prefix in cf ck; do
+    "$bin/bench-module" --nats "$module_url" --prefix "$prefix" --subsystem bench-echo \
+      --control "bench.control.$prefix" >"$tmp/module-$prefix.out" 2>&1 &
+    pids+=("$!")
+    wait_for "$tmp/module-$prefix.out" ready "$!" 300 || log "cluster bench-module did not start"
+  done
+  "$conveyor" node --nats "$cluster_urls" --rules "$rules" --state kv --prefix ck --replicas 3 \
+    --name bench-cluster --log-level info 2>"$tmp/bench-cluster.log" &
+  cluster_node=$!
+  pids+=("$cluster_node")
+  # A cluster just started elects its JetStream leaders first.
+  if wait_for "$tmp/bench-cluster.log" "node ready" "$cluster_node" 600; then
+    have_cluster=1
+    for w in 1 256; do
+      for r in $(seq 1 "$rounds"); do
+        run_step "cfloor.$w.r$r" "$bin/bench-floor" --mode run --nats "$url" --prefix cf \
+          --subsystem bench-echo --inflight "$w" --steps 3 --asap on --warmup "$warmup" \
+          --duration "$duration" --control bench.control.cf
+        drive "ckv.$w.r$r" ck bench-linear "$w" bench.control.ck
+      done
+      best "cfloor.$w" steps_per_s
+      best "ckv.$w" steps_per_s
+    done
+  fi
+  [ "$have_cluster" = 1 ] || log "the cluster node did not get ready: $(tail -1 "$tmp/bench-cluster.log")"
+  stop_pid "$cluster_node"
+  url=$node_url
+else
+  log "the cluster did not start: $(tail -1 "$tmp/cluster.err")"
+fi
+
 # ---- the table -----------------------------------------------------------------
 rows="$tmp/rows"
 : >"$rows"
@@ -332,6 +380,12 @@ row "S4 decisions/s (1 core)" "${R[rules.decisions_per_s]:-}" "" - ""
 for w in 1 16 256; do
   row "S5 http W=$w steps/s" "${R[http.$w.steps_per_s]:-}" "${R[httpfloor.$w.steps_per_s]:-}" - ""
 done
+for w in 1 256; do
+  row "S6 kv cluster, replicas 3, W=$w steps/s" "${R[ckv.$w.steps_per_s]:-}" \
+    "${R[cfloor.$w.steps_per_s]:-}" - ""
+  row "S6 kv cluster, replicas 3, W=$w step p50 us" "$(us "${R[ckv.$w.step_p50_ns]:-}")" \
+    "$(us "${R[cfloor.$w.step_p50_ns]:-}")" - ""
+done
 
 awk -F '\t' '
 function num(v) { return v != "n/a" && v != "" }
@@ -352,6 +406,7 @@ BEGIN {
 
 echo
 [ "$have_kv" = 1 ] || echo "S1 kv: not available in this build (conveyor node --state kv did not start)"
+[ "$have_cluster" = 1 ] || echo "S6 kv cluster: not measured (the cluster or its node did not start)"
 [ "$have_http" = 1 ] || echo "S5 http: conveyor $http_reason; the floor column is the same server driven by libcurl"
 printf 'floor flush policy per W (SendAsap): W=1 %s, W=16 %s, W=256 %s\n' \
   "${R[floor.1.asap]:-?}" "${R[floor.16.asap]:-?}" "${R[floor.256.asap]:-?}"
