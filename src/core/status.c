@@ -14,6 +14,7 @@ static const char *const status_names[CV_STATUS_COUNT] = {
     [CV_ERR_NOT_FOUND] = "not found",
     [CV_ERR_EXISTS] = "exists",
     [CV_ERR_CONFLICT] = "conflict",
+    [CV_ERR_BUSY] = "busy",
     [CV_ERR_LIMIT] = "limit exceeded",
     [CV_ERR_SCRIPT] = "script error",
     [CV_ERR_IO] = "i/o error",

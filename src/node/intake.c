@@ -307,6 +307,13 @@ void cv_intake_handle(cv_worker *worker, cv_work *item)
         handle_existing(worker, item, process);
         return;
     }
+    if (st == CV_ERR_BUSY && item->from_stream) {
+        /* Its first write was claimed by a node that may have died: wait for the claim to expire. */
+        CV_WARN("request put back for later instance=%s process=%s error=%s", item->instance,
+                process->name, cv_log_quote(err.text));
+        item->retry_later = true;
+        return;
+    }
     if (st != CV_OK) {
         CV_ERROR("instance not started instance=%s process=%s error=%s", item->instance,
                  process->name, cv_log_quote(err.text));

@@ -401,6 +401,9 @@ cv_status cv_node_run(cv_node *node, cv_error *err)
     }
     for (size_t i = 0; i < node->worker_count; i++)
         cv_worker_stop(node->workers[i]);
+    cv_puller_close(&node->request_puller);
+    cv_puller_close(&node->reply_puller);
+    cv_puller_close(&node->timer_puller);
     if (connected)
         natsConnection_FlushTimeout(node->nc, 5000);
     atomic_store(&node->closing, true);
@@ -439,6 +442,9 @@ void cv_node_destroy(cv_node *node)
      */
     for (size_t i = 0; i < node->worker_count; i++)
         cv_worker_stop(node->workers[i]);
+    cv_puller_close(&node->request_puller);
+    cv_puller_close(&node->reply_puller);
+    cv_puller_close(&node->timer_puller);
     cv_http_client_destroy(node->http);
     cv_local_timers_destroy(node->local_timers);
     for (size_t i = 0; i < node->worker_count; i++)

@@ -207,6 +207,11 @@ void cv_puller_stop(cv_puller *puller)
         pthread_join(puller->thread, NULL);
         puller->started = false;
     }
+}
+
+void cv_puller_close(cv_puller *puller)
+{
+    cv_puller_stop(puller);
     natsSubscription_Destroy(puller->sub);
     puller->sub = NULL;
 }

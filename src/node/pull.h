@@ -49,4 +49,11 @@ cv_status cv_puller_start(cv_puller *puller, cv_node *node, jsCtx *js, cv_work_k
 /* Stops fetching and joins the thread; messages already routed are still handled. */
 void cv_puller_stop(cv_puller *puller);
 
+/*
+ * Destroys the subscription, after the workers have finished every message
+ * fetched through it: nats.c 3.4 messages point at their subscription
+ * without holding it, and an acknowledgement reads it.
+ */
+void cv_puller_close(cv_puller *puller);
+
 #endif

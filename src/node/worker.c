@@ -15,6 +15,9 @@
 /* Attempts at a compare-and-set before an instance change is given up. */
 #define CV_COMMIT_ATTEMPTS 16
 
+/* Longer than a revision claim lives (kv_claims.h), so a dead writer's claim expires first. */
+#define CV_BUSY_WAIT_MS 20000
+
 static uint32_t hash_text(const char *s)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -178,11 +181,29 @@ static const cv_step_result *as_failure(const cv_step_result *result, const cv_e
     return &out->result;
 }
 
+/*
+ * Decides whether a result made in this node keeps waiting for a revision
+ * that another writer claimed (CV_ERR_BUSY). Such a result has no later
+ * delivery, so it waits for the claim to expire, up to CV_BUSY_WAIT_MS.
+ */
+static bool keep_waiting(int64_t *until, const char *id, const cv_step_result *result,
+                         const cv_error *err)
+{
+    int64_t now = cv_clock_mono_ms();
+    if (*until == 0) {
+        *until = now + CV_BUSY_WAIT_MS;
+        CV_WARN("result waits for a claimed revision instance=%s step=%s error=%s", id,
+                result->step, cv_log_quote(err->text));
+    }
+    return now < *until;
+}
+
 void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result,
                             cv_work *item)
 {
     cv_error err;
     failed_result failed;
+    int64_t busy_until = 0;
     for (int attempt = 0; attempt < CV_COMMIT_ATTEMPTS; attempt++) {
         cv_status st = apply_once(worker, id, result, item, &err);
         if (st == CV_OK)
@@ -203,12 +224,20 @@ void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_res
             result = as_failure(result, &err, &failed);
             continue;
         }
-        if (st != CV_ERR_CONFLICT) {
+        if (st == CV_ERR_BUSY && item == NULL && keep_waiting(&busy_until, id, result, &err)) {
+            attempt--; /* the store already waited before returning busy, and busy is no conflict */
+            continue;
+        }
+        if (st == CV_ERR_BUSY && item != NULL)
+            CV_WARN("result put back for later instance=%s step=%s error=%s", id, result->step,
+                    cv_log_quote(err.text));
+        else if (st != CV_ERR_CONFLICT)
             CV_ERROR("reply not applied instance=%s step=%s error=%s", id, result->step,
                      cv_log_quote(err.text));
-            /* Only a NATS failure may pass on a later delivery. */
+        if (st != CV_ERR_CONFLICT) {
+            /* Only a NATS failure or a claim held by another writer may pass later. */
             if (item != NULL)
-                item->retry_later = st == CV_ERR_NATS;
+                item->retry_later = st == CV_ERR_NATS || st == CV_ERR_BUSY;
             return;
         }
         CV_DEBUG("store conflict, applying again instance=%s step=%s", id, result->step);

@@ -27,7 +27,7 @@ typedef struct cv_store_ops {
     /*
      * Stores a new instance; takes it on success, after which the caller
      * holds it as if acquired and must release it. CV_ERR_EXISTS when the
-     * id is taken.
+     * id is taken, CV_ERR_BUSY as for commit.
      */
     cv_status (*create)(cv_store *store, cv_instance *instance, cv_error *err);
 
@@ -39,7 +39,12 @@ typedef struct cv_store_ops {
     cv_status (*acquire)(cv_store *store, const char *id, const cv_rules *rules,
                          cv_instance **out, cv_error *err);
 
-    /* Writes the changed instance if nobody changed it since acquire; else CV_ERR_CONFLICT. */
+    /*
+     * Writes the changed instance if nobody changed it since acquire; else
+     * CV_ERR_CONFLICT. CV_ERR_BUSY (kv store with replicas) when another
+     * writer claimed the next revision and has not written it: that writer
+     * may have died, and its claim keeps others out until it expires.
+     */
     cv_status (*commit)(cv_store *store, cv_instance *instance, cv_error *err);
 
     /* Gives an acquired instance back, committed or not. */

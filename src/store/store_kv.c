@@ -342,9 +342,49 @@ static natsStatus find_entry(kv_store *k, const char *key, bool *found)
 }
 
 /*
+ * Outcomes of put_value that are not JetStream error codes, which start at
+ * 10000: the claim itself failed, or another writer claimed the revision
+ * and has not written it within KV_CLAIM_SETTLE_MS.
+ */
+#define KV_CLAIM_FAILED ((jsErrCode)1)
+#define KV_CLAIM_HELD ((jsErrCode)2)
+
+/*
+ * How long a writer that lost a claim waits for the winner's write. A
+ * winner writes within milliseconds unless it died, and then its claim
+ * holds the key until it expires (kv_claims.h).
+ */
+#define KV_CLAIM_SETTLE_MS 500
+#define KV_CLAIM_POLL_MS 20
+
+/*
+ * Waits until the last revision of key is no longer expected, which means
+ * the claim's winner wrote it. Sets *moved, false after KV_CLAIM_SETTLE_MS.
+ */
+static natsStatus wait_for_claimed_write(kv_store *k, const char *key, uint64_t expected,
+                                         bool *moved)
+{
+    int64_t deadline = nats_Now() + KV_CLAIM_SETTLE_MS;
+    for (;;) {
+        natsMsg *msg = NULL;
+        natsStatus s = last_entry(k, key, &msg);
+        uint64_t last = s == NATS_OK ? natsMsg_GetSequence(msg) : 0;
+        natsMsg_Destroy(msg);
+        if (s != NATS_OK && s != NATS_NOT_FOUND)
+            return s;
+        *moved = last != expected;
+        if (*moved || nats_Now() >= deadline)
+            return NATS_OK;
+        nats_Sleep(KV_CLAIM_POLL_MS);
+    }
+}
+
+/*
  * write_value, after a revision claim on a replicated bucket. A writer that
  * loses the claim, or finds that its claimed create would fail, writes
  * nothing, so the bucket's log contains no rejected write (kv_claims.h).
+ * The loser reports a revision mismatch once the winner's write is there,
+ * and KV_CLAIM_HELD while it is not.
  */
 static natsStatus put_value(kv_store *k, const char *key, const char *text, size_t len,
                             uint64_t expected, uint64_t *revision, jsErrCode *code)
@@ -355,17 +395,24 @@ static natsStatus put_value(kv_store *k, const char *key, const char *text, size
 
     natsStatus s = NATS_OK;
     cv_kv_claim claim = cv_kv_claims_take(k->claims, key, expected, &s);
-    if (claim == CV_KV_CLAIM_FAILED)
+    if (claim == CV_KV_CLAIM_FAILED) {
+        *code = KV_CLAIM_FAILED;
         return s;
-    bool taken = claim == CV_KV_CLAIM_TAKEN;
-    /* A create is claimed again once an earlier claim of it expired, when the key may exist. */
-    if (!taken && expected == 0) {
-        s = find_entry(k, key, &taken);
-        if (s != NATS_OK)
-            return s;
     }
-    if (taken) {
+    bool moved = false;
+    if (claim == CV_KV_CLAIM_TAKEN)
+        s = wait_for_claimed_write(k, key, expected, &moved);
+    else if (expected == 0)
+        /* A create is claimed again once an earlier claim of it expired, when the key may exist. */
+        s = find_entry(k, key, &moved);
+    if (s != NATS_OK)
+        return s;
+    if (moved) {
         *code = JSStreamWrongLastSequenceErr;
+        return NATS_ERR;
+    }
+    if (claim == CV_KV_CLAIM_TAKEN) {
+        *code = KV_CLAIM_HELD;
         return NATS_ERR;
     }
     return write_value(k, key, text, len, expected, revision, code);
@@ -382,15 +429,25 @@ static natsStatus put_restoring(kv_store *k, const char *key, const char *text, 
     uint_fast64_t recreations = atomic_load(&k->recreations);
     natsStatus s = put_value(k, key, text, len, expected, revision, code);
     if (s != NATS_OK && s != NATS_MAX_PAYLOAD && !is_revision_mismatch(*code) &&
-        restore_bucket(k, recreations))
+        *code != KV_CLAIM_HELD && restore_bucket(k, recreations))
         s = put_value(k, key, text, len, expected, revision, code);
     return s;
 }
 
 /* Describes a failed write of instance id that was not a revision mismatch. */
-static cv_status write_failure(kv_store *k, natsStatus s, const char *id, size_t len,
-                               cv_error *err)
+static cv_status write_failure(kv_store *k, natsStatus s, jsErrCode code, const char *id,
+                               size_t len, cv_error *err)
 {
+    if (code == KV_CLAIM_HELD)
+        return cv_error_set(err, CV_ERR_BUSY,
+                            "instance %s: another writer claimed its next revision and has not "
+                            "written it; the claim expires within %d s",
+                            id, CV_KV_CLAIM_KEEP_MS / 1000);
+    if (code == KV_CLAIM_FAILED)
+        return cv_error_set(err, CV_ERR_NATS,
+                            "claiming the next revision of instance %s in stream CLAIMS_%s "
+                            "failed: %s",
+                            id, k->bucket, cv_nats_failure_text(s));
     if (s == NATS_MAX_PAYLOAD)
         return cv_error_set(err, CV_ERR_LIMIT,
                             "instance %s is %zu bytes, over the server's max_payload of %" PRId64
@@ -451,7 +508,7 @@ static cv_status kv_create(cv_store *store, cv_instance *instance, cv_error *err
         st = cv_error_set(err, CV_ERR_EXISTS, "instance %s already exists in bucket %s",
                           instance->id, k->bucket);
     } else {
-        st = write_failure(k, s, instance->id, len, err);
+        st = write_failure(k, s, code, instance->id, len, err);
     }
     free(text);
     return st;
@@ -632,7 +689,7 @@ static cv_status kv_commit(cv_store *store, cv_instance *instance, cv_error *err
                           " was read, or another writer claimed that revision",
                           instance->id, k->bucket, instance->revision);
     } else {
-        st = write_failure(k, s, instance->id, len, err);
+        st = write_failure(k, s, code, instance->id, len, err);
     }
     free(text);
     return st;

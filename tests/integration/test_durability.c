@@ -335,6 +335,44 @@ static void server_restart_is_survived(void **state)
     cv_test_server_stop(&server);
 }
 
+/*
+ * A node stopped by SIGTERM in the middle of a burst finishes the messages its
+ * workers hold and exits 0; what it leaves is done by the next node.
+ * NOTE: its workers acknowledge through the subscription the messages came
+ * from, and nodes that destroyed it first crashed now and then on SIGTERM
+ * (seen on a three-server cluster). The read of freed memory happens inside
+ * libnats, which AddressSanitizer does not instrument, so this test rarely
+ * fails on that fault; valgrind would see it.
+ */
+static void sigterm_mid_burst_loses_nothing(void **state)
+{
+    (void)state;
+    cv_test_server server;
+    cv_test_server_start(&server);
+    const char *rules = cv_test_source_path("tests/integration/rules");
+    cv_test_node nodes[2];
+    cv_test_node_start(&nodes[0], &server, rules, "t1", node_args);
+    cv_test_node_start(&nodes[1], &server, rules, "t2", node_args);
+    natsConnection *nc = cv_test_connect(&server);
+    cv_test_module echo;
+    cv_test_module_start(&echo, nc, "echo", cv_test_echo_handler, NULL);
+
+    const int total = 300;
+    publish_requests(nc, "burst", 0, total);
+    wait_completed(nc, "burst", 30, 30000);
+    cv_test_node_stop(&nodes[0]);
+    cv_test_node_stop(&nodes[1]);
+    cv_test_node next;
+    cv_test_node_start(&next, &server, rules, "t3", node_args);
+    wait_completed(nc, "burst", total, 120000);
+    assert_each_step_once(nc, "burst", total);
+
+    cv_test_module_stop(&echo);
+    natsConnection_Destroy(nc);
+    cv_test_node_stop(&next);
+    cv_test_server_stop(&server);
+}
+
 static void node_stops_without_server(void **state)
 {
     (void)state;
@@ -483,6 +521,22 @@ static void cluster_loses_a_server(void **state)
     cv_test_module_confirm_replies(&echo);
     usleep(500000); /* the module's interest reaches the other servers over the routes */
 
+    /*
+     * A node that died right after claiming the creation of an instance
+     * leaves its claim. The request must start once the claim expires, not
+     * be taken for a duplicate and dropped.
+     */
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsPubOptions claim_options;
+    jsPubOptions_Init(&claim_options);
+    claim_options.ExpectNoMessage = true;
+    assert_int_equal(js_Publish(NULL, js, "$CLAIMS.orch_instances.claimed-0000.0", "dead-node", 9,
+                                &claim_options, NULL),
+                     NATS_OK);
+    jsCtx_Destroy(js);
+    publish_requests(nc, "claimed", 0, 1);
+
     const int total = 300;
     publish_requests(nc, "cluster", 0, total);
     wait_seen(&events, "cluster", 40, 60000);
@@ -491,6 +545,7 @@ static void cluster_loses_a_server(void **state)
     waitpid(victim, NULL, 0);
     wait_seen(&events, "cluster", total, 180000);
     assert_once_by_event_id(&events, "cluster", total);
+    wait_seen(&events, "claimed", 1, 30000);
     assert_list_answers(&cluster.all, 5);
 
     /* The killed server comes back while a second batch runs. */
@@ -534,6 +589,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(requests_wait_for_a_node, stop_leftovers),
         cmocka_unit_test_teardown(stored_request_survives_node_kill, stop_leftovers),
         cmocka_unit_test_teardown(stored_reply_survives_node_kill, stop_leftovers),
+        cmocka_unit_test_teardown(sigterm_mid_burst_loses_nothing, stop_leftovers),
         cmocka_unit_test_teardown(node_stops_without_server, stop_leftovers),
         cmocka_unit_test_teardown(server_restart_is_survived, stop_leftovers),
     };

@@ -238,9 +238,46 @@ static void kill_server(const char *name)
         usleep(50000);
 }
 
+/* Publishes the claim a writer that died right after claiming would leave behind. */
+static void leave_dead_claim(const char *key, uint64_t revision)
+{
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, fx.nc[0], NULL), NATS_OK);
+    char subject[128];
+    snprintf(subject, sizeof subject, "$CLAIMS.race.%s.%llu", key, (unsigned long long)revision);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.ExpectNoMessage = true;
+    assert_int_equal(js_Publish(NULL, js, subject, "dead-node", 9, &po, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+}
+
+/*
+ * Creates or commits instance through store, asserting that the first try
+ * finds the claim of a dead writer and a later one succeeds once the claim
+ * has expired. Each busy try waits inside the store, so 40 of them outlast
+ * the claim.
+ */
+static void write_after_claim_expires(cv_store *store, cv_instance *instance, bool create)
+{
+    cv_error err = {0};
+    cv_status st = CV_ERR_BUSY;
+    for (int tries = 0; tries < 40 && st == CV_ERR_BUSY; tries++) {
+        st = create ? store->ops->create(store, instance, &err)
+                    : store->ops->commit(store, instance, &err);
+        if (tries == 0) {
+            assert_int_equal(st, CV_ERR_BUSY);
+            assert_non_null(strstr(err.text, "another writer claimed its next revision"));
+        }
+    }
+    if (st != CV_OK)
+        fail_msg("writing %s after the claim expired: %s", instance->id, err.text);
+}
+
 /*
  * A node that dies between claiming a revision and writing it leaves its
- * claim behind. Other writers lose to it until it expires, then write.
+ * claim behind. Until the claim expires, other writers get CV_ERR_BUSY, not
+ * a conflict; then they write.
  */
 static void dead_writers_claim_expires(void **state)
 {
@@ -252,32 +289,29 @@ static void dead_writers_claim_expires(void **state)
         fail_msg("create: %s", err.text);
     uint64_t revision = created->revision;
     fx.store[0]->ops->release(fx.store[0], created);
-
-    jsCtx *js = NULL;
-    assert_int_equal(natsConnection_JetStream(&js, fx.nc[0], NULL), NATS_OK);
-    char subject[128];
-    snprintf(subject, sizeof subject, "$CLAIMS.race.orphaned.%llu", (unsigned long long)revision);
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.ExpectNoMessage = true;
-    assert_int_equal(js_Publish(NULL, js, subject, "dead-node", 9, &po, NULL), NATS_OK);
-    jsCtx_Destroy(js);
+    leave_dead_claim("orphaned", revision);
 
     cv_instance *instance = acquire_ok(fx.store[1], "orphaned");
     json_object_set_new(instance->data, "writer", json_string("alive"));
-    assert_int_equal(fx.store[1]->ops->commit(fx.store[1], instance, &err), CV_ERR_CONFLICT);
-    cv_status st = CV_ERR_CONFLICT;
-    for (int tries = 0; tries < 40 && st == CV_ERR_CONFLICT; tries++) {
-        usleep(500000);
-        st = fx.store[1]->ops->commit(fx.store[1], instance, &err);
-    }
-    if (st != CV_OK)
-        fail_msg("commit after the claim expired: %s", err.text);
+    write_after_claim_expires(fx.store[1], instance, false);
     fx.store[1]->ops->release(fx.store[1], instance);
 
     cv_instance *stored = acquire_ok(fx.store[0], "orphaned");
     assert_string_equal(json_string_value(json_object_get(stored->data, "writer")), "alive");
     fx.store[0]->ops->release(fx.store[0], stored);
+}
+
+/* The same for a create: the id is busy, not taken, so its request is not dropped. */
+static void dead_creators_claim_expires(void **state)
+{
+    (void)state;
+    const cv_process *process = cv_rules_find_process(fx.rules, "linear");
+    leave_dead_claim("unborn", 0);
+
+    cv_instance *instance = cv_instance_create("unborn", process, json_object());
+    write_after_claim_expires(fx.store[1], instance, true);
+    fx.store[1]->ops->release(fx.store[1], instance);
+    fx.store[0]->ops->release(fx.store[0], acquire_ok(fx.store[0], "unborn"));
 }
 
 #define HOT_KEYS 30
@@ -314,6 +348,7 @@ int main(void)
         cmocka_unit_test(writers_from_one_revision_one_wins),
         cmocka_unit_test(deleted_instance_is_not_found),
         cmocka_unit_test(dead_writers_claim_expires),
+        cmocka_unit_test(dead_creators_claim_expires),
         cmocka_unit_test(restarted_server_stores_the_same_bucket),
     };
     int failed = cmocka_run_group_tests_name("kv store on a cluster", tests, setup, teardown);
