@@ -20,8 +20,13 @@
 static const char usage[] =
     "conveyor submit PROCESS [JSON | @FILE | -] [--id ID] [--wait[=SECONDS]] [--nats URL]";
 
-/* How long the node has to answer that it recorded the request. */
-#define SUBMIT_ANSWER_TIMEOUT_MS 10000
+/*
+ * How long the node has at least to answer that it recorded the request
+ * (with --wait, the whole wait). On a cluster a node that finds the id
+ * claimed by a node that died puts the request back until the claim
+ * expires, which can take about 12 s.
+ */
+#define SUBMIT_ANSWER_TIMEOUT_MS 20000
 #define SUBMIT_DEFAULT_WAIT_S 60
 
 static char *read_stream(FILE *f)
@@ -97,7 +102,7 @@ static int exit_code_for(const char *status)
 
 /* Sends the request; returns the node's answer as a new object, or NULL after printing why. */
 static json_t *send_request(natsConnection *nc, const char *prefix, const char *process,
-                            const char *id, const char *body)
+                            const char *id, const char *body, int64_t timeout_ms)
 {
     char subject[CV_SUBJECT_MAX];
     cv_subject_request(subject, prefix, process);
@@ -106,7 +111,7 @@ static json_t *send_request(natsConnection *nc, const char *prefix, const char *
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, "Orch-Request-Id", id);
     if (s == NATS_OK)
-        s = natsConnection_RequestMsg(&reply, nc, msg, SUBMIT_ANSWER_TIMEOUT_MS);
+        s = natsConnection_RequestMsg(&reply, nc, msg, timeout_ms);
     natsMsg_Destroy(msg);
     if (s == NATS_NO_RESPONDERS) {
         fprintf(stderr, "conveyor submit: no conveyor node is subscribed to %s\n", subject);
@@ -214,7 +219,10 @@ static int submit(const char *url, const char *prefix, const char *process, cons
         fprintf(stderr, "conveyor submit: cannot subscribe to %s\n", events);
         goto out;
     }
-    json_t *answer = send_request(nc, prefix, process, id, body);
+    int64_t answer_ms = SUBMIT_ANSWER_TIMEOUT_MS;
+    if (wait != NULL && seconds * 1000 > answer_ms)
+        answer_ms = seconds * 1000;
+    json_t *answer = send_request(nc, prefix, process, id, body, answer_ms);
     if (answer == NULL)
         goto out;
     const char *status = json_string_value(json_object_get(answer, "status"));

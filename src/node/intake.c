@@ -307,18 +307,26 @@ void cv_intake_handle(cv_worker *worker, cv_work *item)
         handle_existing(worker, item, process);
         return;
     }
-    if (st == CV_ERR_BUSY && item->from_stream) {
-        /* Its first write was claimed by a node that may have died: wait for the claim to expire. */
-        CV_WARN("request put back for later instance=%s process=%s error=%s", item->instance,
-                process->name, cv_log_quote(err.text));
+    if (item->from_stream && (st == CV_ERR_BUSY || st == CV_ERR_NATS)) {
+        /*
+         * The failure may pass: a claim left by a node that died expires,
+         * NATS comes back. A later delivery starts the instance and sends
+         * the answer then, so the requester is not told of a rejection.
+         */
+        if (st == CV_ERR_BUSY)
+            CV_WARN("request put back for later instance=%s process=%s error=%s",
+                    item->instance, process->name, cv_log_quote(err.text));
+        else
+            CV_ERROR("instance not started, request put back for later instance=%s process=%s "
+                     "error=%s",
+                     item->instance, process->name, cv_log_quote(err.text));
         item->retry_later = true;
         return;
     }
     if (st != CV_OK) {
         CV_ERROR("instance not started instance=%s process=%s error=%s", item->instance,
                  process->name, cv_log_quote(err.text));
-        /* Only a NATS failure may pass; an instance too large to store never fits. */
-        item->retry_later = item->from_stream && st == CV_ERR_NATS;
+        /* An instance too large to store never fits. */
         reject(node, item, err.text);
         return;
     }

@@ -31,6 +31,7 @@ typedef struct cv_work {
     bool from_stream;  /* msg came from a JetStream consumer and must be acknowledged */
     bool redelivered;  /* the consumer delivered msg before, to this node or another */
     bool retry_later;  /* set by the handler: a passing failure, deliver msg again */
+    int retry_delay_ms; /* with retry_later: how long the consumer waits first; 0: 1000 */
     atomic_int *in_flight; /* the count of the puller that fetched msg, or NULL */
     char instance[CV_INSTANCE_ID_MAX + 1];
     /* LOCAL_RESULT and TIMER: */

@@ -18,6 +18,13 @@
 /* Longer than a revision claim lives (kv_claims.h), so a dead writer's claim expires first. */
 #define CV_BUSY_WAIT_MS 20000
 
+/*
+ * How long a timer waits to come back when its instance is busy: longer
+ * than a claim lives (10 s, kv_claims.h), while a reply comes back every
+ * second, so that a reply that waited for the same claim goes first.
+ */
+#define CV_BUSY_TIMER_DELAY_MS 12000
+
 static uint32_t hash_text(const char *s)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -198,6 +205,29 @@ static bool keep_waiting(int64_t *until, const char *id, const cv_step_result *r
     return now < *until;
 }
 
+/*
+ * Logs why result was not applied, and marks item for a later delivery
+ * when the failure may pass: a NATS failure, or a claim held by another
+ * writer (CV_ERR_BUSY).
+ */
+static void defer_or_drop(const char *id, const cv_step_result *result, cv_status st,
+                          const cv_error *err, cv_work *item)
+{
+    bool timer = result->kind == CV_RESULT_TIMEOUT || result->kind == CV_RESULT_RETRY_DUE;
+    if (st == CV_ERR_BUSY && item != NULL) {
+        CV_WARN("%s put back for later instance=%s step=%s error=%s", timer ? "timer" : "reply",
+                id, result->step, cv_log_quote(err->text));
+        /* A reply the module sent before the timeout fell due must win over the timer. */
+        if (timer)
+            item->retry_delay_ms = CV_BUSY_TIMER_DELAY_MS;
+    } else {
+        CV_ERROR("reply not applied instance=%s step=%s error=%s", id, result->step,
+                 cv_log_quote(err->text));
+    }
+    if (item != NULL)
+        item->retry_later = st == CV_ERR_NATS || st == CV_ERR_BUSY;
+}
+
 void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_result *result,
                             cv_work *item)
 {
@@ -228,16 +258,8 @@ void cv_worker_apply_result(cv_worker *worker, const char *id, const cv_step_res
             attempt--; /* the store already waited before returning busy, and busy is no conflict */
             continue;
         }
-        if (st == CV_ERR_BUSY && item != NULL)
-            CV_WARN("result put back for later instance=%s step=%s error=%s", id, result->step,
-                    cv_log_quote(err.text));
-        else if (st != CV_ERR_CONFLICT)
-            CV_ERROR("reply not applied instance=%s step=%s error=%s", id, result->step,
-                     cv_log_quote(err.text));
         if (st != CV_ERR_CONFLICT) {
-            /* Only a NATS failure or a claim held by another writer may pass later. */
-            if (item != NULL)
-                item->retry_later = st == CV_ERR_NATS || st == CV_ERR_BUSY;
+            defer_or_drop(id, result, st, &err, item);
             return;
         }
         CV_DEBUG("store conflict, applying again instance=%s step=%s", id, result->step);
@@ -281,7 +303,8 @@ static void acknowledge_batch(cv_worker *worker, cv_work **done, size_t count)
         cv_work *item = done[i];
         if (item->from_stream) {
             bool again = item->retry_later || !confirmed;
-            natsStatus s = again ? natsMsg_NakWithDelay(item->msg, 1000, NULL)
+            int64_t delay = item->retry_delay_ms > 0 ? item->retry_delay_ms : 1000;
+            natsStatus s = again ? natsMsg_NakWithDelay(item->msg, delay, NULL)
                                  : natsMsg_Ack(item->msg, NULL);
             if (s != NATS_OK)
                 CV_WARN("acknowledgement failed instance=%s error=%s", item->instance,

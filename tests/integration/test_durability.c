@@ -499,6 +499,81 @@ static void assert_list_answers(const cv_test_server *servers, int tries)
     }
 }
 
+/* Publishes the claim that a node dying right after claiming revision of instance id leaves. */
+static void leave_dead_claim(natsConnection *nc, const char *id, uint64_t revision)
+{
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    char subject[256];
+    snprintf(subject, sizeof subject, "$CLAIMS.orch_instances.%s.%llu", id,
+             (unsigned long long)revision);
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.ExpectNoMessage = true;
+    assert_int_equal(js_Publish(NULL, js, subject, "dead-node", 9, &options, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+}
+
+/* Replies at once, after leaving a claim on the instance's current revision. */
+static cv_test_answer claim_then_reply(const json_t *step, natsMsg *msg, char *scratch,
+                                       void *context)
+{
+    (void)msg;
+    natsConnection *nc = context;
+    const char *id = json_string_value(json_object_get(step, "instance"));
+    jsCtx *js = NULL;
+    natsMsg *last = NULL;
+    char subject[256];
+    snprintf(subject, sizeof subject, "$KV.orch_instances.%s", id);
+    if (natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+        js_GetLastMsg(&last, js, "KV_orch_instances", subject, NULL, NULL) == NATS_OK)
+        leave_dead_claim(nc, id, natsMsg_GetSequence(last));
+    natsMsg_Destroy(last);
+    jsCtx_Destroy(js);
+    snprintf(scratch, 4096, "{\"replied\": true}");
+    return (cv_test_answer){.body = scratch};
+}
+
+/*
+ * A node that died right after claiming an instance's creation or next
+ * revision leaves its claim. A request for that id must start once the
+ * claim expires (not be taken for a duplicate and dropped), `conveyor
+ * submit --wait` must get its answer, and a reply sent before the step's
+ * timeout must win over the timer even though both waited for the claim.
+ */
+static void dead_claims_delay_but_lose_nothing(const cv_test_server *servers, natsConnection *nc,
+                                               cv_test_recorder *events)
+{
+    leave_dead_claim(nc, "claimed-0000", 0);
+    publish_requests(nc, "claimed", 0, 1);
+    leave_dead_claim(nc, "claimed-submit", 0);
+    char *argv[] = {CV_TEST_BINARY, "submit", "durable", "{}", "--id", "claimed-submit",
+                    "--wait=60", "--nats", (char *)servers->url, NULL};
+    char *out = NULL, *err = NULL;
+    int code = cv_test_run(argv, NULL, &out, &err, 90000);
+    if (code != 0)
+        fail_msg("submit with a claimed id exited %d: %s", code, err);
+    assert_non_null(strstr(out, "\"completed\""));
+    free(out);
+    free(err);
+    wait_seen(events, "claimed", 1, 30000);
+
+    cv_test_module claiming;
+    natsConnection *module_nc = cv_test_connect(&cluster.first);
+    cv_test_module_start(&claiming, module_nc, "claiming", claim_then_reply, module_nc);
+    usleep(500000); /* the module's interest reaches the other servers over the routes */
+    char *reply_argv[] = {CV_TEST_BINARY, "submit", "claimed-reply", "{}", "--wait=60",
+                          "--nats", (char *)servers->url, NULL};
+    code = cv_test_run(reply_argv, NULL, &out, &err, 90000);
+    if (code != 0)
+        fail_msg("the reply lost to the timeout (exit %d): %s %s", code, out, err);
+    assert_non_null(strstr(out, "\"replied\""));
+    free(out);
+    free(err);
+    cv_test_module_stop(&claiming);
+    natsConnection_Destroy(module_nc);
+}
+
 static void cluster_loses_a_server(void **state)
 {
     (void)state;
@@ -521,21 +596,7 @@ static void cluster_loses_a_server(void **state)
     cv_test_module_confirm_replies(&echo);
     usleep(500000); /* the module's interest reaches the other servers over the routes */
 
-    /*
-     * A node that died right after claiming the creation of an instance
-     * leaves its claim. The request must start once the claim expires, not
-     * be taken for a duplicate and dropped.
-     */
-    jsCtx *js = NULL;
-    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    jsPubOptions claim_options;
-    jsPubOptions_Init(&claim_options);
-    claim_options.ExpectNoMessage = true;
-    assert_int_equal(js_Publish(NULL, js, "$CLAIMS.orch_instances.claimed-0000.0", "dead-node", 9,
-                                &claim_options, NULL),
-                     NATS_OK);
-    jsCtx_Destroy(js);
-    publish_requests(nc, "claimed", 0, 1);
+    dead_claims_delay_but_lose_nothing(&cluster.all, nc, &events);
 
     const int total = 300;
     publish_requests(nc, "cluster", 0, total);
@@ -545,7 +606,6 @@ static void cluster_loses_a_server(void **state)
     waitpid(victim, NULL, 0);
     wait_seen(&events, "cluster", total, 180000);
     assert_once_by_event_id(&events, "cluster", total);
-    wait_seen(&events, "claimed", 1, 30000);
     assert_list_answers(&cluster.all, 5);
 
     /* The killed server comes back while a second batch runs. */

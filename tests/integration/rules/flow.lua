@@ -198,6 +198,15 @@ process "durable" {
   },
 }
 
+-- Used by the cluster test: its module leaves a claim on the instance
+-- before it replies, so the reply and the timeout both wait for it.
+process "claimed-reply" {
+  start = "only",
+  steps = {
+    only = { subsystem = "claiming", timeout = "2s" },
+  },
+}
+
 process "late-reply" {
   start = "only",
   steps = {
