@@ -4,6 +4,7 @@
  * rejected, so bad input is never dropped silently. With a durable store
  * instances start only from the requests stream (relay.c explains why).
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -218,24 +219,41 @@ static void answer_or_claim(cv_worker *worker, const cv_work *item, const cv_pro
 }
 
 /*
- * The outbox key of a request's start. The two stream copies of a relayed
- * request have keys of their own, so that when both come back after their
- * node died, only the one that started the instance publishes its effects.
+ * Writes the outbox key of a request's start into buf: the stream sequence
+ * of the message that started the instance. Only that message, delivered
+ * again after its node died, finds the key and publishes the stored
+ * effects. The other stream copy of a relayed request and a repeated
+ * request under the same id have sequences of their own. The delivery
+ * count decided this before, but in one test run the copy that came back
+ * after its node died was taken for a first delivery, and the instance
+ * never sent its first steps.
  */
-static const char *start_key(const cv_work *item)
+static void start_key(const cv_work *item, char *buf, size_t size)
 {
-    return cv_relay_is_relayed(item->msg) ? "request.relayed" : "request";
+    jsMsgMetaData *meta = NULL;
+    uint64_t sequence = 0;
+    if (item->from_stream && natsMsg_GetMetaData(&meta, item->msg) == NATS_OK)
+        sequence = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+    snprintf(buf, size, "request.%" PRIu64, sequence);
 }
 
-/* Publishes again the first effects of an instance that a dead node may have stored only. */
-static void replay_start(cv_worker *worker, const cv_work *item)
+/*
+ * Publishes again the first effects of an instance that a dead node may
+ * have stored only, when this message is the one that started it. Returns
+ * false when it is not.
+ */
+static bool replay_start(cv_worker *worker, const cv_work *item)
 {
     cv_store *store = worker->node->store;
     cv_instance *instance = NULL;
     if (store->ops->acquire(store, item->instance, worker->rules, &instance, NULL) != CV_OK)
-        return;
-    cv_worker_replay(worker, instance, start_key(item));
+        return false;
+    char key[64];
+    start_key(item, key, sizeof key);
+    bool replayed = cv_worker_replay(worker, instance, key);
     store->ops->release(store, instance);
+    return replayed;
 }
 
 /*
@@ -245,8 +263,7 @@ static void replay_start(cv_worker *worker, const cv_work *item)
  */
 static void handle_existing(cv_worker *worker, cv_work *item, const cv_process *process)
 {
-    if (item->redelivered) {
-        replay_start(worker, item);
+    if (replay_start(worker, item)) {
         answer_started(worker->node, item, process->name);
         return;
     }
@@ -261,8 +278,10 @@ static cv_status start_instance(cv_worker *worker, cv_work *item, cv_instance *i
     cv_effects_reset(&worker->effects);
     cv_status st = cv_supervisor_start(instance, cv_rules_script(worker->rules),
                                        &worker->effects, err);
+    char key[64];
+    start_key(item, key, sizeof key);
     if (st == CV_OK && store->durable)
-        st = cv_worker_record_outbox(worker, instance, start_key(item));
+        st = cv_worker_record_outbox(worker, instance, key);
     if (st == CV_OK)
         st = store->ops->create(store, instance, err);
     return st;
