@@ -230,12 +230,7 @@ static void answer_or_claim(cv_worker *worker, const cv_work *item, const cv_pro
  */
 static void start_key(const cv_work *item, char *buf, size_t size)
 {
-    jsMsgMetaData *meta = NULL;
-    uint64_t sequence = 0;
-    if (item->from_stream && natsMsg_GetMetaData(&meta, item->msg) == NATS_OK)
-        sequence = meta->Sequence.Stream;
-    jsMsgMetaData_Destroy(meta);
-    snprintf(buf, size, "request.%" PRIu64, sequence);
+    snprintf(buf, size, "request.%" PRIu64, cv_work_stream_sequence(item));
 }
 
 /*

@@ -76,21 +76,10 @@ static bool route_key(cv_puller *puller, cv_work *item)
     return true;
 }
 
-static bool was_redelivered(natsMsg *msg)
-{
-    jsMsgMetaData *meta = NULL;
-    if (natsMsg_GetMetaData(&meta, msg) != NATS_OK)
-        return false;
-    bool redelivered = meta->NumDelivered > 1;
-    jsMsgMetaData_Destroy(meta);
-    return redelivered;
-}
-
 static void route_message(cv_puller *puller, natsMsg *msg)
 {
-    bool redelivered = was_redelivered(msg);
     if (puller->kind == CV_WORK_TIMER) {
-        cv_timers_take(puller->node, msg, redelivered, &puller->in_flight);
+        cv_timers_take(puller->node, msg, &puller->in_flight);
         return;
     }
     cv_work *item = calloc(1, sizeof *item);
@@ -101,7 +90,6 @@ static void route_message(cv_puller *puller, natsMsg *msg)
     item->kind = puller->kind;
     item->msg = msg;
     item->from_stream = true;
-    item->redelivered = redelivered;
     cv_work_count(item, &puller->in_flight);
     if (!route_key(puller, item)) {
         natsMsg_Ack(msg, NULL);

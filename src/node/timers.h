@@ -46,6 +46,6 @@ void cv_local_timers_destroy(cv_local_timers *timers);
  * due one to its worker, counted in *in_flight until it is freed, and drops
  * a malformed one with a log line.
  */
-void cv_timers_take(cv_node *node, natsMsg *msg, bool redelivered, atomic_int *in_flight);
+void cv_timers_take(cv_node *node, natsMsg *msg, atomic_int *in_flight);
 
 #endif

@@ -119,7 +119,7 @@ static bool read_timer(cv_node *node, natsMsg *msg, cv_work *item)
     return item->step != NULL;
 }
 
-void cv_timers_take(cv_node *node, natsMsg *msg, bool redelivered, atomic_int *in_flight)
+void cv_timers_take(cv_node *node, natsMsg *msg, atomic_int *in_flight)
 {
     long long due = 0;
     if (!read_number(msg, "Orch-Due", 0, INT64_MAX, &due)) {
@@ -143,7 +143,6 @@ void cv_timers_take(cv_node *node, natsMsg *msg, bool redelivered, atomic_int *i
     item->kind = CV_WORK_TIMER;
     item->msg = msg;
     item->from_stream = true;
-    item->redelivered = redelivered;
     cv_work_count(item, in_flight);
     if (!read_timer(node, msg, item)) {
         CV_WARN("timer dropped subject=%s reason=\"malformed timer headers\"",

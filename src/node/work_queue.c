@@ -67,6 +67,17 @@ cv_work *cv_work_queue_try_pop(cv_work_queue *queue)
     return item;
 }
 
+uint64_t cv_work_stream_sequence(const cv_work *item)
+{
+    jsMsgMetaData *meta = NULL;
+    uint64_t sequence = 0;
+    if (item->from_stream && item->msg != NULL &&
+        natsMsg_GetMetaData(&meta, item->msg) == NATS_OK)
+        sequence = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+    return sequence;
+}
+
 void cv_work_count(cv_work *item, atomic_int *in_flight)
 {
     item->in_flight = in_flight;

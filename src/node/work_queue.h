@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "engine/instance.h"
 #include "engine/supervisor.h"
@@ -29,7 +30,6 @@ typedef struct cv_work {
     struct cv_work *next;
     natsMsg *msg; /* owned; REQUEST and REPLY */
     bool from_stream;  /* msg came from a JetStream consumer and must be acknowledged */
-    bool redelivered;  /* the consumer delivered msg before, to this node or another */
     bool retry_later;  /* set by the handler: a passing failure, deliver msg again */
     int retry_delay_ms; /* with retry_later: how long the consumer waits first; 0: 1000 */
     atomic_int *in_flight; /* the count of the puller that fetched msg, or NULL */
@@ -63,6 +63,13 @@ cv_work *cv_work_queue_pop(cv_work_queue *queue);
 
 /* Returns the first item without waiting, or NULL when the queue is empty. */
 cv_work *cv_work_queue_try_pop(cv_work_queue *queue);
+
+/*
+ * Returns the stream sequence of item's message, 0 when it did not come
+ * from a stream. Outbox keys use it to tell a message delivered again from
+ * another message about the same thing.
+ */
+uint64_t cv_work_stream_sequence(const cv_work *item);
 
 /* Counts item in *in_flight until cv_work_free frees it. */
 void cv_work_count(cv_work *item, atomic_int *in_flight);

@@ -3,6 +3,7 @@
  * (chosen by a hash of the instance id), so a node never races with itself
  * over an instance, and each worker's Lua state is used by one thread only.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,12 +90,18 @@ cv_status cv_worker_record_outbox(cv_worker *worker, cv_instance *instance, cons
     return st;
 }
 
-/* The outbox key of a result: unique per attempt and kind, the same on every delivery. */
-static void result_key(const cv_step_result *result, char *buf, size_t size)
+/*
+ * The outbox key of a result: unique per attempt and kind, and per stream
+ * message, so that only the message that made a change, delivered again,
+ * replays it. A second reply to one attempt is applied, and ignored, instead.
+ */
+static void result_key(const cv_step_result *result, const cv_work *item, char *buf,
+                       size_t size)
 {
     static const char *const suffix[] = {"", ".timeout", ".due", ".queue"};
-    snprintf(buf, size, "%s.%d.%s%s", result->step, result->attempt, result->token,
-             suffix[result->kind]);
+    uint64_t sequence = item != NULL ? cv_work_stream_sequence(item) : 0;
+    snprintf(buf, size, "%s.%d.%s%s.%" PRIu64, result->step, result->attempt, result->token,
+             suffix[result->kind], sequence);
 }
 
 bool cv_worker_replay(cv_worker *worker, cv_instance *instance, const char *key)
@@ -138,8 +145,8 @@ static cv_status apply_once(cv_worker *worker, const char *id, const cv_step_res
         return st;
 
     char key[CV_ERROR_TEXT_MAX];
-    result_key(result, key, sizeof key);
-    if (item != NULL && item->redelivered && cv_worker_replay(worker, instance, key)) {
+    result_key(result, item, key, sizeof key);
+    if (item != NULL && cv_worker_replay(worker, instance, key)) {
         store->ops->release(store, instance);
         return CV_OK;
     }
