@@ -17,7 +17,7 @@ typedef enum cv_status {
     CV_ERR_NOT_FOUND,   /* a named thing does not exist */
     CV_ERR_EXISTS,      /* a thing with that id already exists */
     CV_ERR_CONFLICT,    /* compare-and-set lost against another writer */
-    CV_ERR_BUSY,        /* another writer holds the thing for a while: try again later */
+    CV_ERR_BUSY,        /* another writer has claimed it for a while: try again later */
     CV_ERR_LIMIT,       /* a size, depth, time or memory limit was exceeded */
     CV_ERR_SCRIPT,      /* a Lua rule raised an error */
     CV_ERR_IO,          /* reading or writing a file failed */

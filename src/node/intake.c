@@ -325,7 +325,7 @@ void cv_intake_handle(cv_worker *worker, cv_work *item)
         /*
          * The failure may pass: a claim left by a node that died expires,
          * NATS comes back. A later delivery starts the instance and sends
-         * the answer then, so the requester is not told of a rejection.
+         * the answer then, so no rejection is sent to the requester.
          */
         if (st == CV_ERR_BUSY)
             CV_WARN("request put back for later instance=%s process=%s error=%s",

@@ -19,7 +19,7 @@
  * every replica checks when applying a write in that version, against
  * what it stores. It is decided the same way on replay too, as long as
  * the winning claim is still stored, so the races move here and the
- * bucket's log holds no rejected writes.
+ * bucket's log contains no rejected writes.
  *
  * Claims are kept CV_KV_CLAIM_KEEP_MS. A claim's payload names the store and
  * thread that took it, so that thread may retry its own write after a

@@ -40,10 +40,11 @@ typedef struct cv_store_ops {
                          cv_instance **out, cv_error *err);
 
     /*
-     * Writes the changed instance if nobody changed it since acquire; else
-     * CV_ERR_CONFLICT. CV_ERR_BUSY (kv store with replicas) when another
-     * writer claimed the next revision and has not written it: that writer
-     * may have died, and its claim keeps others out until it expires.
+     * Writes the changed instance if no other writer changed it since
+     * acquire; else CV_ERR_CONFLICT. CV_ERR_BUSY (kv store with replicas)
+     * when another writer claimed the next revision and has not written
+     * it: that writer may have died, and its claim keeps others out until
+     * it expires.
      */
     cv_status (*commit)(cv_store *store, cv_instance *instance, cv_error *err);
 

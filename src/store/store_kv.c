@@ -331,13 +331,13 @@ static natsStatus last_entry(kv_store *k, const char *key, natsMsg **out)
     return js_GetLastMsg(out, k->js, k->stream, subject, &options, NULL);
 }
 
-/* Sets *found when key has any entry in the bucket. */
-static natsStatus find_entry(kv_store *k, const char *key, bool *found)
+/* Sets *revision to that of the last entry of key, a value or a marker; 0 when it has none. */
+static natsStatus last_revision(kv_store *k, const char *key, uint64_t *revision)
 {
     natsMsg *msg = NULL;
     natsStatus s = last_entry(k, key, &msg);
+    *revision = s == NATS_OK ? natsMsg_GetSequence(msg) : 0;
     natsMsg_Destroy(msg);
-    *found = s == NATS_OK;
     return s == NATS_NOT_FOUND ? NATS_OK : s;
 }
 
@@ -352,7 +352,7 @@ static natsStatus find_entry(kv_store *k, const char *key, bool *found)
 /*
  * How long a writer that lost a claim waits for the winner's write. A
  * winner writes within milliseconds unless it died, and then its claim
- * holds the key until it expires (kv_claims.h).
+ * keeps others from the key until it expires (kv_claims.h).
  */
 #define KV_CLAIM_SETTLE_MS 500
 #define KV_CLAIM_POLL_MS 20
@@ -366,11 +366,9 @@ static natsStatus wait_for_claimed_write(kv_store *k, const char *key, uint64_t 
 {
     int64_t deadline = nats_Now() + KV_CLAIM_SETTLE_MS;
     for (;;) {
-        natsMsg *msg = NULL;
-        natsStatus s = last_entry(k, key, &msg);
-        uint64_t last = s == NATS_OK ? natsMsg_GetSequence(msg) : 0;
-        natsMsg_Destroy(msg);
-        if (s != NATS_OK && s != NATS_NOT_FOUND)
+        uint64_t last = 0;
+        natsStatus s = last_revision(k, key, &last);
+        if (s != NATS_OK)
             return s;
         *moved = last != expected;
         if (*moved || nats_Now() >= deadline)
@@ -400,11 +398,14 @@ static natsStatus put_value(kv_store *k, const char *key, const char *text, size
         return s;
     }
     bool moved = false;
-    if (claim == CV_KV_CLAIM_TAKEN)
+    uint64_t last = 0;
+    if (claim == CV_KV_CLAIM_TAKEN) {
         s = wait_for_claimed_write(k, key, expected, &moved);
-    else if (expected == 0)
+    } else if (expected == 0) {
         /* A create is claimed again once an earlier claim of it expired, when the key may exist. */
-        s = find_entry(k, key, &moved);
+        s = last_revision(k, key, &last);
+        moved = last != 0;
+    }
     if (s != NATS_OK)
         return s;
     if (moved) {
